@@ -1,0 +1,1 @@
+"""gateway: the edge API; fans out to inventory and orders."""

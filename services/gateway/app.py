@@ -1,0 +1,47 @@
+"""gateway routes: thin relays, so the measured cost is the hop and the resilience stack, not logic."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Path
+from starlette.responses import Response
+
+from services.common.app import AppContext, create_app
+from services.common.relay import relay
+from services.common.settings import GatewaySettings
+from services.common.shop import PRODUCT_ID, OrderLine, idempotency_key
+
+
+def routes(context: AppContext) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["shop"])
+
+    @router.get("/products")
+    async def list_products() -> Response:
+        return relay(await context.client("inventory").request("GET", "/products"), "inventory", "/api/products")
+
+    @router.get("/products/{product_id}", responses={404: {"description": "unknown product"}})
+    async def get_product(product_id: Annotated[str, Path(pattern=PRODUCT_ID)]) -> Response:
+        path = f"/products/{product_id}"
+        return relay(await context.client("inventory").request("GET", path), "inventory", "/api" + path)
+
+    @router.post(
+        "/orders",
+        status_code=201,
+        responses={404: {"description": "unknown product"}, 409: {"description": "insufficient stock"}},
+    )
+    async def place_order(line: OrderLine, key: Annotated[str, Depends(idempotency_key)]) -> Response:
+        response = await context.client("orders").request(
+            "POST", "/orders", json_body=line.model_dump(), headers={"Idempotency-Key": key}, idempotent=True
+        )
+        return relay(response, "orders", "/api/orders")
+
+    return router
+
+
+def build_app(settings: GatewaySettings) -> FastAPI:
+    urls = {"inventory": settings.inventory_url, "orders": settings.orders_url}
+    return create_app(settings, urls, routes, "Edge API of the shop: products and orders.")
+
+
+SETTINGS = GatewaySettings

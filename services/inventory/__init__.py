@@ -1,0 +1,1 @@
+"""inventory: the seeded, read-only catalogue with stock figures, and idempotent reservations."""

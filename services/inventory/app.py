@@ -1,0 +1,82 @@
+"""inventory routes. Reservations are idempotent per replica: a replayed key returns the first answer."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Path
+from prometheus_client import Counter
+from pydantic import BaseModel
+from starlette.responses import JSONResponse
+
+from services.common.app import AppContext, create_app
+from services.common.problems import Problem
+from services.common.settings import InventorySettings
+from services.common.shop import PRODUCT_ID, OrderLine, derive_id, idempotency_key
+from services.inventory.catalogue import CATALOGUE, Product
+
+RESERVATIONS = Counter("reservations_created", "Reservations made for a key seen for the first time")
+REPLAYS = Counter("reservations_replayed", "Reservations answered from the idempotency cache")
+_SEEN_LIMIT = 100_000
+
+
+class ProductList(BaseModel):
+    items: list[Product]
+    count: int
+
+
+class Reservation(BaseModel):
+    reservation_id: str
+    product_id: str
+    quantity: int
+    status: str = "reserved"
+
+
+def routes(context: AppContext) -> APIRouter:
+    router = APIRouter(tags=["inventory"])
+    seen: OrderedDict[str, OrderLine] = OrderedDict()
+    everything = ProductList(items=list(CATALOGUE.values()), count=len(CATALOGUE))
+
+    def lookup(product_id: str) -> Product:
+        product = CATALOGUE.get(product_id)
+        if product is None:
+            raise Problem(404, "Unknown product", f"no product {product_id!r}", product_id=product_id)
+        return product
+
+    @router.get("/products")
+    async def list_products() -> ProductList:
+        return everything
+
+    @router.get("/products/{product_id}", responses={404: {"description": "unknown product"}})
+    async def get_product(product_id: Annotated[str, Path(pattern=PRODUCT_ID)]) -> Product:
+        return lookup(product_id)
+
+    @router.post("/reservations", status_code=201, responses={409: {"description": "insufficient stock"}})
+    async def reserve(line: OrderLine, key: Annotated[str, Depends(idempotency_key)]) -> JSONResponse:
+        product = lookup(line.product_id)
+        previous = seen.get(key)
+        if previous is not None and previous != line:
+            raise Problem(422, "Idempotency key reused", "this key was used for a different reservation")
+        if line.quantity > product.stock:
+            raise Problem(409, "Insufficient stock", f"{product.stock} of {product.id} in stock", stock=product.stock)
+        body = Reservation(reservation_id=derive_id("r", key), product_id=product.id, quantity=line.quantity)
+        headers = {}
+        if previous is None:
+            seen[key] = line
+            if len(seen) > _SEEN_LIMIT:
+                seen.popitem(last=False)
+            RESERVATIONS.inc()
+        else:
+            REPLAYS.inc()
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(body.model_dump(), status_code=201, headers=headers)
+
+    return router
+
+
+def build_app(settings: InventorySettings) -> FastAPI:
+    return create_app(settings, {}, routes, "Seeded catalogue with stock; idempotent reservations.")
+
+
+SETTINGS = InventorySettings

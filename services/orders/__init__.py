@@ -1,0 +1,1 @@
+"""orders: validates an order and reserves stock at inventory; idempotent by key."""

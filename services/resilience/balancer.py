@@ -1,0 +1,73 @@
+"""Per-request client-side balancing: round-robin over discovered instances, skipping open breakers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.common.metrics import BALANCER_PICKS
+from services.resilience.breaker import BreakerRegistry
+from services.resilience.call import (
+    Cause,
+    Handler,
+    Instance,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+from services.resilience.discovery import Discovery
+
+
+class RoundRobin:
+    def __init__(self) -> None:
+        self._next = 0
+
+    def pick(self, instances: Sequence[Instance], usable: set[str] | None, avoid: set[str]) -> Instance | None:
+        """Next instance in turn that is usable; instances already tried are a last resort."""
+        count = len(instances)
+        if count == 0:
+            return None
+        start = self._next
+        fallback: Instance | None = None
+        for offset in range(count):
+            candidate = instances[(start + offset) % count]
+            if usable is not None and candidate.id not in usable:
+                continue
+            if candidate.id in avoid:
+                fallback = fallback or candidate
+                continue
+            self._next = (start + offset + 1) % count
+            return candidate
+        return fallback
+
+
+class BalancePolicy:
+    """discovery + balancer: chooses `request.instance` for this attempt."""
+
+    def __init__(self, discovery: Discovery, breakers: BreakerRegistry | None) -> None:
+        self.discovery = discovery
+        self.breakers = breakers
+        self.balancer = RoundRobin()
+        self._picks: dict[str, object] = {}
+
+    async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
+        instances = self.discovery.instances()
+        if not instances:
+            raise UpstreamError(
+                request.upstream, Cause.NO_HEALTHY_INSTANCE, "discovery returned no instance", sent=False
+            )
+        usable = None
+        if self.breakers is not None:
+            usable = {i.id for i in instances if self.breakers.admits(i.id)}
+            if not usable:
+                raise UpstreamError(
+                    request.upstream, Cause.BREAKER_OPEN, "every instance's breaker is open", sent=False
+                )
+        instance = self.balancer.pick(instances, usable, request.tried)
+        assert instance is not None
+        request.instance = instance
+        request.tried.add(instance.id)
+        counter = self._picks.get(instance.id)
+        if counter is None:
+            counter = self._picks[instance.id] = BALANCER_PICKS.labels(request.upstream, instance.id)
+        counter.inc()  # type: ignore[attr-defined]
+        return await call_next(request)

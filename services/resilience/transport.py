@@ -1,0 +1,71 @@
+"""The innermost step: one HTTP exchange over aiohttp, with connection reuse chosen explicitly.
+
+Keep-alive matters to the comparison: under connection-level balancing (kube-proxy) a reused
+connection keeps going to the same replica, so `keepalive` is a tunable the benchmark reports.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from services.common.metrics import UPSTREAM_REQUESTS
+from services.resilience.call import Cause, UpstreamError, UpstreamRequest, UpstreamResponse
+
+_tracer = trace.get_tracer("services.resilience")
+
+
+def make_session(keepalive: bool, limit: int = 256) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=0,
+        force_close=not keepalive,
+        keepalive_timeout=30 if keepalive else None,
+        ttl_dns_cache=10,
+        enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",))
+
+
+class AiohttpTransport:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def __call__(self, request: UpstreamRequest) -> UpstreamResponse:
+        assert request.instance is not None
+        instance = request.instance
+        with _tracer.start_as_current_span(f"{request.method} {request.upstream}", kind=SpanKind.CLIENT) as span:
+            span.set_attribute("peer.service", request.upstream)
+            span.set_attribute("upstream.instance", instance.id)
+            span.set_attribute("upstream.attempt", request.attempt or 1)
+            span.set_attribute("upstream.breaker_state", request.breaker_state)
+            headers = dict(request.headers)
+            propagate.inject(headers)
+            try:
+                async with self.session.request(
+                    request.method, instance.base_url + request.path, json=request.json_body, headers=headers
+                ) as resp:
+                    body = await resp.read()
+                    span.set_attribute("http.response.status_code", resp.status)
+                    if resp.status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                    UPSTREAM_REQUESTS.labels(request.upstream, instance.id, str(resp.status)).inc()
+                    return UpstreamResponse(resp.status, body, resp.headers, instance.id)
+            except aiohttp.ClientConnectorError as exc:
+                raise self._fail(span, request, Cause.CONNECT_ERROR, exc, sent=False) from None
+            except (
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientOSError,
+                aiohttp.ClientPayloadError,
+            ) as exc:
+                raise self._fail(span, request, Cause.CONNECTION_RESET, exc, sent=True) from None
+            except aiohttp.ClientError as exc:
+                raise self._fail(span, request, Cause.UPSTREAM_ERROR, exc, sent=True) from None
+
+    @staticmethod
+    def _fail(span: trace.Span, request: UpstreamRequest, cause: Cause, exc: Exception, *, sent: bool) -> UpstreamError:
+        instance = request.instance.id if request.instance else ""
+        span.set_status(Status(StatusCode.ERROR, cause.value))
+        UPSTREAM_REQUESTS.labels(request.upstream, instance, cause.value).inc()
+        return UpstreamError(request.upstream, cause, f"{type(exc).__name__}: {exc}", sent=sent, instance=instance)
