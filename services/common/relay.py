@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,12 +12,15 @@ from starlette.responses import Response
 from services.common.problems import PROBLEM_JSON, problem_response
 from services.resilience.call import Cause, UpstreamError, UpstreamResponse
 
+log = logging.getLogger("services.upstream")
+
 
 def relay(response: UpstreamResponse, upstream: str, path: str) -> Response:
     """Pass 2xx/4xx through unchanged; a 5xx becomes a 502 that keeps the upstream's own cause."""
     content_type = response.headers.get("Content-Type", "application/json")
     if response.status < 500:
         return Response(response.body, status_code=response.status, media_type=content_type)
+    log.warning("%s answered %d (%s)", upstream, response.status, response.instance, extra={"upstream": upstream})
     origin: dict[str, Any] = {}
     if content_type.startswith(PROBLEM_JSON):
         try:
@@ -39,6 +43,7 @@ def relay(response: UpstreamResponse, upstream: str, path: str) -> Response:
 def install_upstream_errors(app: FastAPI) -> None:
     async def on_upstream(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UpstreamError)
+        log.warning("%s call failed: %s", exc.upstream, exc, extra={"upstream": exc.upstream})
         return problem_response(
             exc.status,
             "Upstream unavailable",
