@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from services.common.metrics import BALANCER_PICKS
 from services.resilience.breaker import BreakerRegistry
@@ -21,7 +21,9 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(self, instances: Sequence[Instance], usable: set[str] | None, avoid: set[str]) -> Instance | None:
+    def pick(
+        self, instances: Sequence[Instance], usable: Callable[[str], bool] | None, avoid: set[str]
+    ) -> Instance | None:
         """Next instance in turn that is usable; instances already tried are a last resort."""
         count = len(instances)
         if count == 0:
@@ -30,7 +32,7 @@ class RoundRobin:
         fallback: Instance | None = None
         for offset in range(count):
             candidate = instances[(start + offset) % count]
-            if usable is not None and candidate.id not in usable:
+            if usable is not None and not usable(candidate.id):
                 continue
             if candidate.id in avoid:
                 fallback = fallback or candidate
@@ -55,15 +57,10 @@ class BalancePolicy:
             raise UpstreamError(
                 request.upstream, Cause.NO_HEALTHY_INSTANCE, "discovery returned no instance", sent=False
             )
-        usable = None
-        if self.breakers is not None:
-            usable = {i.id for i in instances if self.breakers.admits(i.id)}
-            if not usable:
-                raise UpstreamError(
-                    request.upstream, Cause.BREAKER_OPEN, "every instance's breaker is open", sent=False
-                )
+        usable = self.breakers.admits if self.breakers is not None else None
         instance = self.balancer.pick(instances, usable, request.tried)
-        assert instance is not None
+        if instance is None:
+            raise UpstreamError(request.upstream, Cause.BREAKER_OPEN, "every instance's breaker is open", sent=False)
         request.instance = instance
         request.tried.add(instance.id)
         counter = self._picks.get(instance.id)

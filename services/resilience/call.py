@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol
 
 
@@ -100,15 +101,11 @@ class Policy(Protocol):
 
 
 def chain(policies: list[Policy], transport: Handler) -> Handler:
-    """Fold policies around the transport, first policy outermost."""
+    """Fold policies around the transport, first policy outermost.
+
+    `partial` binds each policy to the next handler in C, so a layer costs one coroutine frame, not two.
+    """
     handler = transport
     for policy in reversed(policies):
-        handler = _bind(policy, handler)
+        handler = partial(policy.__call__, call_next=handler)
     return handler
-
-
-def _bind(policy: Policy, call_next: Handler) -> Handler:
-    async def handle(request: UpstreamRequest) -> UpstreamResponse:
-        return await policy(request, call_next)
-
-    return handle

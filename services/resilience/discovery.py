@@ -66,7 +66,7 @@ class ConsulDiscovery:
     def age(self) -> float:
         return time.monotonic() - self._updated if self._updated else float("inf")
 
-    def _apply(self, nodes: list[dict[str, Any]]) -> None:
+    def apply_health(self, nodes: list[dict[str, Any]]) -> None:
         fresh = []
         for node in nodes:
             service = node["Service"]
@@ -109,7 +109,7 @@ class ConsulDiscovery:
             if self._index is not None and index is not None and int(index) < int(self._index):
                 index = None
             self._index = index
-            self._apply(nodes)
+            self.apply_health(nodes)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name=f"consul-watch-{self.upstream}")

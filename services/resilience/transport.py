@@ -9,6 +9,7 @@ from __future__ import annotations
 import aiohttp
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Counter
 
 from services.common.metrics import UPSTREAM_REQUESTS
 from services.resilience.call import Cause, UpstreamError, UpstreamRequest, UpstreamResponse
@@ -31,15 +32,27 @@ def make_session(keepalive: bool, limit: int = 256) -> aiohttp.ClientSession:
 class AiohttpTransport:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+
+    def _count(self, upstream: str, instance: str, status: int) -> None:
+        key = (upstream, instance, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = UPSTREAM_REQUESTS.labels(upstream, instance, str(status))
+        counter.inc()
 
     async def __call__(self, request: UpstreamRequest) -> UpstreamResponse:
         assert request.instance is not None
         instance = request.instance
-        with _tracer.start_as_current_span(f"{request.method} {request.upstream}", kind=SpanKind.CLIENT) as span:
-            span.set_attribute("peer.service", request.upstream)
-            span.set_attribute("upstream.instance", instance.id)
-            span.set_attribute("upstream.attempt", request.attempt or 1)
-            span.set_attribute("upstream.breaker_state", request.breaker_state)
+        attributes = {
+            "peer.service": request.upstream,
+            "upstream.instance": instance.id,
+            "upstream.attempt": request.attempt or 1,
+            "upstream.breaker_state": request.breaker_state,
+        }
+        with _tracer.start_as_current_span(
+            f"{request.method} {request.upstream}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
             headers = dict(request.headers)
             propagate.inject(headers)
             try:
@@ -50,7 +63,7 @@ class AiohttpTransport:
                     span.set_attribute("http.response.status_code", resp.status)
                     if resp.status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
-                    UPSTREAM_REQUESTS.labels(request.upstream, instance.id, str(resp.status)).inc()
+                    self._count(request.upstream, instance.id, resp.status)
                     return UpstreamResponse(resp.status, body, resp.headers, instance.id)
             except aiohttp.ClientConnectorError as exc:
                 raise self._fail(span, request, Cause.CONNECT_ERROR, exc, sent=False) from None
