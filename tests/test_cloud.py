@@ -134,7 +134,10 @@ def test_kv_change_to_a_timeout_applies_within_two_seconds(registry: RegistryHan
         wait_for(lambda: orders.metric("discovery_instances", upstream="inventory") == 1, 10, what="discovery")
         inventory.admin("PUT", {"latency_ms": 200})
         body = {"product_id": "p-001", "quantity": 1}
-        assert client.post(orders.url + "/orders", json=body, headers={"Idempotency-Key": "kv-change-0001"}).status_code == 201
+        assert (
+            client.post(orders.url + "/orders", json=body, headers={"Idempotency-Key": "kv-change-0001"}).status_code
+            == 201
+        )
 
         host, port = registry.address.split(":")
         kv = consul.Consul(host=host, port=int(port)).kv
@@ -148,7 +151,9 @@ def test_kv_change_to_a_timeout_applies_within_two_seconds(registry: RegistryHan
         kv.delete("config/orders/data")
         wait_for(
             lambda: (
-                client.post(orders.url + "/orders", json=body, headers={"Idempotency-Key": "kv-change-0003"}).status_code
+                client.post(
+                    orders.url + "/orders", json=body, headers={"Idempotency-Key": "kv-change-0003"}
+                ).status_code
                 == 201
             ),
             3,

@@ -44,7 +44,7 @@ class AiohttpTransport:
     async def __call__(self, request: UpstreamRequest) -> UpstreamResponse:
         assert request.instance is not None
         instance = request.instance
-        attributes = {
+        attributes: dict[str, str | int] = {
             "peer.service": request.upstream,
             "upstream.instance": instance.id,
             "upstream.attempt": request.attempt or 1,

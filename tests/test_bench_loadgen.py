@@ -1,0 +1,310 @@
+"""Load generator: rate accuracy, coordinated-omission-correct latency, outcome classification, accounting.
+
+The fake gateway runs in its own process on 127.0.6.x so the generator's event loop is measured alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from services.bench.loadgen import (
+    ABANDONED,
+    CONN_REFUSED,
+    CONN_RESET,
+    OK,
+    TIMEOUT,
+    LoadConfig,
+    LoadProcess,
+    LoadProgress,
+    LoadResult,
+    classify_exception,
+    classify_status,
+    count_duplicates,
+    merge_histograms,
+    outcome_family,
+    run_load,
+)
+
+FAKE = Path(__file__).with_name("bench_fake_gateway.py")
+
+
+def start_fake(host: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, str(FAKE), "--host", host], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 20)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("PORT "):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"fake gateway did not start: {line!r}")
+    return proc, f"http://{host}:{int(line.split()[1])}"
+
+
+def stop_fake(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[str]:
+    proc, url = start_fake("127.0.6.1")
+    try:
+        yield url
+    finally:
+        stop_fake(proc)
+
+
+async def control(base_url: str, **state: Any) -> None:
+    async with aiohttp.ClientSession() as session, session.put(f"{base_url}/_control", json=state) as resp:
+        assert resp.status == 200
+
+
+def assert_accounted(result: LoadResult) -> None:
+    assert result.sent == result.succeeded + result.failed
+    assert sum(result.outcomes.values()) == result.sent
+    assert sum(b.count for b in result.bins) == result.sent
+    assert sum(b.ok + b.error_count for b in result.bins) == result.sent
+    assert result.latency.get_total_count() == result.sent
+    assert result.planned == result.sent + result.unsent
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def test_classify_status_uses_problem_cause() -> None:
+    problem = json.dumps({"type": "about:blank", "status": 503, "upstream": "inventory", "cause": "breaker_open"})
+    assert classify_status(503, problem.encode(), "application/problem+json") == "503:breaker_open"
+    assert classify_status(504, b'{"cause": "timeout"}', "application/problem+json") == "504:timeout"
+    assert classify_status(502, b"bad gateway", "text/plain") == "502"
+    assert classify_status(500, b"{not json", "application/json") == "500"
+    assert classify_status(404, b"{}", "application/json") == "404"
+    assert classify_status(201, b"", "") == OK
+
+
+def test_classify_exception() -> None:
+    assert classify_exception(TimeoutError()) == TIMEOUT
+    assert classify_exception(aiohttp.ServerTimeoutError("read")) == TIMEOUT
+    assert classify_exception(ConnectionRefusedError(errno.ECONNREFUSED, "refused")) == CONN_REFUSED
+    assert classify_exception(aiohttp.ServerDisconnectedError()) == CONN_RESET
+    assert classify_exception(aiohttp.ClientOSError(errno.ECONNRESET, "reset")) == CONN_RESET
+    assert classify_exception(ValueError("x")) == "other:ValueError"
+    assert [outcome_family(c) for c in ("ok", "timeout", "conn_reset", "503:breaker_open", "404", ABANDONED)] == [
+        "ok",
+        "timeout",
+        "connection",
+        "5xx",
+        "4xx",
+        "abandoned",
+    ]
+
+
+def test_count_duplicates() -> None:
+    assert count_duplicates({"k1": ["a"], "k2": ["b", "b"]}) == 0
+    # k1 answered with two different orders: one duplicate; k3 and k4 collapsed into one order: one more.
+    assert count_duplicates({"k1": ["a", "c"], "k3": ["x"], "k4": ["x"]}) == 2
+
+
+def test_config_validation_and_round_trip() -> None:
+    with pytest.raises(ValueError):
+        LoadConfig(base_url="http://x", rate=0, duration_s=1)
+    with pytest.raises(ValueError):
+        LoadConfig(base_url="http://x", rate=1, duration_s=1, mix={"delete": 1.0})
+    cfg = LoadConfig(base_url="http://x", rate=123.0, duration_s=2.5, keepalive=False)
+    assert LoadConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    assert cfg.planned == 308
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Against the fake gateway
+
+
+async def test_rate_accuracy_and_request_mix(gateway: str) -> None:
+    await control(gateway)
+    cfg = LoadConfig(base_url=gateway, rate=200, duration_s=3.0, bin_s=0.1)
+    result = await run_load(cfg)
+    assert_accounted(result)
+    assert result.sent == 600
+    assert result.outcomes == {OK: 600}
+    assert abs(result.achieved_rate / 200 - 1) <= 0.05
+    assert result.send_lag.get_total_count() == 600
+    # Bins are by intended time, so each 100 ms bin holds exactly rate x bin_s requests.
+    assert [b.count for b in result.bins] == [20] * 30
+    assert set(result.by_kind) == {"product", "products", "order"}
+    assert sum(result.instances.values()) == 600
+    assert set(result.instances) == {"gw-a", "gw-b"}
+    orders = sum(result.by_kind["order"].values())
+    assert len(result.orders) == orders > 60
+    assert all(len(ids) == 1 for ids in result.orders.values())
+    assert result.duplicates == 0
+    assert result.cpu_s > 0
+
+
+async def test_stall_is_measured_from_intended_send_time(gateway: str) -> None:
+    start = time.time() + 0.3
+    await control(gateway, stall=[start + 1.0, start + 2.0])
+    result = await run_load(LoadConfig(base_url=gateway, rate=200, duration_s=3.0, start_at=start))
+    assert_accounted(result)
+    assert result.outcomes == {OK: 600}
+    # Every request intended during the 1 s stall waits until its end: latency = 2.0 s - intended time, so
+    # about half of the stall's 200 requests exceed 500 ms and the maximum approaches the full second.
+    slow = sum(1 for b in result.bins for v in b.latencies_us if v > 500_000)
+    assert 80 <= slow <= 125
+    max_ms = result.latency_ms(100)
+    assert max_ms is not None and 850 <= max_ms <= 1300
+    first_stalled = next(b for b in result.bins if abs(b.start_s - 1.0) < 1e-6)
+    last_stalled = next(b for b in result.bins if abs(b.start_s - 1.9) < 1e-6)
+    p50_first, p50_last = first_stalled.percentile_ms(50), last_stalled.percentile_ms(50)
+    assert p50_first is not None and p50_first >= 800
+    assert p50_last is not None and p50_last <= 250
+    before = next(b for b in result.bins if abs(b.start_s - 0.5) < 1e-6)
+    assert (before.percentile_ms(99) or 0) < 200
+
+
+async def test_problem_json_errors_are_classified_by_cause(gateway: str) -> None:
+    await control(gateway, fail_every=4, fail_status=503, fail_cause="breaker_open")
+    result = await run_load(LoadConfig(base_url=gateway, rate=100, duration_s=1.0))
+    assert_accounted(result)
+    assert result.outcomes == {OK: 75, "503:breaker_open": 25}
+    assert result.errors_by_class == {"503:breaker_open": 25}
+    assert sum(b.errors.get("503:breaker_open", 0) for b in result.bins) == 25
+
+
+async def test_replayed_orders_detect_broken_idempotency(gateway: str) -> None:
+    cfg = LoadConfig(base_url=gateway, rate=100, duration_s=1.0, mix={"order": 1.0}, order_replay_ratio=0.5)
+    await control(gateway)
+    good = await run_load(cfg)
+    assert any(len(ids) > 1 for ids in good.orders.values())
+    assert good.duplicates == 0
+    await control(gateway, broken_idempotency=True)
+    broken = await run_load(cfg)
+    replays = sum(len(ids) - 1 for ids in broken.orders.values())
+    assert replays > 0
+    assert broken.duplicates == replays
+
+
+async def test_hard_stop_abandons_and_still_accounts(gateway: str) -> None:
+    now = time.time()
+    await control(gateway, stall=[now, now + 3.0])
+    cfg = LoadConfig(base_url=gateway, rate=50, duration_s=0.5, timeout_s=5.0, drain_s=0.3)
+    began = time.monotonic()
+    result = await run_load(cfg)
+    assert time.monotonic() - began < 2.0
+    assert_accounted(result)
+    assert result.outcomes == {ABANDONED: 25}
+
+
+async def test_accounting_with_mixed_outcomes_including_refused() -> None:
+    proc, url = start_fake("127.0.6.2")
+    try:
+        await control(
+            url,
+            fail_every=5,
+            fail_status=503,
+            fail_cause="no_healthy_instance",
+            slow_every=7,
+            slow_s=2.0,
+            reset_every=11,
+            missing="p-020",
+        )
+        snapshots: list[LoadProgress] = []
+        halfway = asyncio.Event()
+
+        def on_progress(p: LoadProgress) -> None:
+            snapshots.append(p)
+            if p.sent >= 200:
+                halfway.set()
+
+        cfg = LoadConfig(
+            base_url=url,
+            rate=200,
+            duration_s=2.0,
+            timeout_s=0.5,
+            drain_s=1.0,
+            product_ids=["p-001", "p-020"],
+            progress_interval_s=0.05,
+        )
+        task = asyncio.create_task(run_load(cfg, on_progress=on_progress))
+        await asyncio.wait_for(halfway.wait(), timeout=10)
+        stop_fake(proc)  # the "replica" dies mid-run: later requests are refused
+        result = await task
+    finally:
+        stop_fake(proc)
+    assert_accounted(result)
+    assert result.sent == 400
+    for expected in (OK, "503:no_healthy_instance", TIMEOUT, CONN_RESET, "404", CONN_REFUSED):
+        assert result.outcomes.get(expected, 0) > 0, (expected, result.outcomes)
+    assert snapshots[-1].completed == result.sent
+
+
+async def test_cancelling_a_run_leaves_no_request_behind(gateway: str) -> None:
+    now = time.time()
+    await control(gateway, stall=[now, now + 2.0])
+    started = asyncio.Event()
+
+    def on_progress(p: LoadProgress) -> None:
+        if p.sent >= 10:
+            started.set()
+
+    cfg = LoadConfig(base_url=gateway, rate=100, duration_s=5.0, progress_interval_s=0.05)
+    task = asyncio.create_task(run_load(cfg, on_progress=on_progress))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_connection_refused_is_an_outcome() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.6.3", 0))
+        port = sock.getsockname()[1]
+    result = await run_load(LoadConfig(base_url=f"http://127.0.6.3:{port}", rate=50, duration_s=0.5))
+    assert_accounted(result)
+    assert result.outcomes == {CONN_REFUSED: 25}
+    assert result.error_rate == 1.0
+
+
+async def test_subprocess_streams_progress_and_returns_mergeable_result(gateway: str, tmp_path: Path) -> None:
+    await control(gateway)
+    cfg = LoadConfig(base_url=gateway, rate=100, duration_s=1.0, start_at=time.time() + 1.5, progress_interval_s=0.2)
+    seen: list[LoadProgress] = []
+    lp = LoadProcess(cfg, tmp_path / "load.json", on_progress=seen.append)
+    await lp.start()
+    assert lp.pid is not None
+    result = await lp.wait()
+    assert_accounted(result)
+    assert result.outcomes == {OK: 100}
+    assert abs(result.t0_wall - cfg.start_at) < 0.05  # type: ignore[operator]
+    assert seen and seen[-1].sent == 100
+    again = LoadResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert again.latency.get_total_count() == 100
+    assert again.summary() == result.summary()
+    merged = merge_histograms([result.latency, again.latency])
+    assert merged.get_total_count() == 200
+    assert merged.get_value_at_percentile(99) == result.latency.get_value_at_percentile(99)
+
+
+def test_cli_rejects_bad_config(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.bench.loadgen", "--config", '{"rate": 1}', "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("config error:")
