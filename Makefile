@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
-APT_PACKAGES := iptables iproute2 procps psmisc
+APT_PACKAGES := iptables iproute2 procps psmisc docker-compose
 
 .PHONY: help setup os-packages test lint typecheck pytest benchmark microbench docs \
         images base-image compose-up compose-down k8s-up k8s-down clean

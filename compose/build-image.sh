@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build the service image ($SERVICE_IMAGE, default cloud-or-k8s/services:0.1.0) from the repository root.
+#
+# Base image: $BASE_IMAGE when set; else the public python:3.11-slim when it is present or can be pulled;
+# else the offline base from `make base-image`.
+# Wheels: by default the host's pip downloads every dependency for the image's platform into build/wheels
+# (the host's pip already knows any proxy, CA or private index), so the build itself needs no network.
+# WHEELHOUSE=0 skips that and lets the build install from PyPI.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+require_docker
+select_builder
+cd "$COK_ROOT"
+
+pick_base() {
+    if [ -n "${BASE_IMAGE:-}" ]; then
+        echo "$BASE_IMAGE"
+    elif image_exists "$DEFAULT_BASE_IMAGE" || timeout 120 docker pull -q "$DEFAULT_BASE_IMAGE" >/dev/null 2>&1; then
+        echo "$DEFAULT_BASE_IMAGE"
+    elif image_exists "$OFFLINE_BASE_IMAGE"; then
+        echo "note: $DEFAULT_BASE_IMAGE cannot be pulled; using the offline base $OFFLINE_BASE_IMAGE" >&2
+        echo "$OFFLINE_BASE_IMAGE"
+    else
+        die "no base image: $DEFAULT_BASE_IMAGE cannot be pulled and $OFFLINE_BASE_IMAGE does not exist: run 'make base-image' first (or set BASE_IMAGE)"
+    fi
+}
+
+# Wheels for the engine's platform (not the host's: a macOS host builds Linux images).
+build_wheelhouse() {
+    local py wheels arch plat
+    wheels="$COK_ROOT/build/wheels"
+    py="$(command -v python3 || true)"
+    [ -x "$COK_ROOT/.venv/bin/python" ] && py="$COK_ROOT/.venv/bin/python"
+    if [ -z "$py" ] || ! "$py" -m pip --version >/dev/null 2>&1; then
+        echo "note: no python3 with pip on this host; the build installs dependencies from PyPI itself" >&2
+        return 1
+    fi
+    arch="$(docker info --format '{{.Architecture}}' 2>/dev/null || uname -m)"
+    case "$arch" in
+        x86_64 | amd64) arch=x86_64 ;;
+        aarch64 | arm64) arch=aarch64 ;;
+        *) echo "note: no wheel platform for $arch; installing from PyPI in the build" >&2; return 1 ;;
+    esac
+    # Every manylinux tag the image's glibc (2.36, Debian bookworm) accepts; pip does not expand them itself.
+    plat=(--platform "manylinux2014_$arch")
+    for minor in $(seq 17 36); do plat+=(--platform "manylinux_2_${minor}_$arch"); done
+    rm -rf "$wheels" && mkdir -p "$wheels"
+    # A fixed timestamp makes the project's wheel byte-identical when the code is, so Docker's cache holds.
+    SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --no-deps -w "$wheels" "$COK_ROOT" >/dev/null 2>&1 || return 1
+    rm -rf "$COK_ROOT/build/lib" "$COK_ROOT"/build/bdist.* # setuptools' in-tree leftovers
+    "$py" -m pip download -q --only-binary=:all: "${plat[@]}" --python-version 3.11 \
+        --implementation cp --abi cp311 -d "$wheels" "$wheels"/cloud_or_k8s-*.whl >/dev/null 2>&1 || return 1
+    echo "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels for linux/$arch in build/wheels" >&2
+}
+
+BASE="$(pick_base)"
+if [ "${WHEELHOUSE:-1}" != 0 ]; then
+    build_wheelhouse || { rm -rf "$COK_ROOT/build/wheels"; echo "note: wheelhouse unavailable; building from PyPI" >&2; }
+else
+    rm -rf "$COK_ROOT/build/wheels"
+fi
+
+VERSION="$(sed -nE 's/^version = "([^"]+)"/\1/p' pyproject.toml | head -n1)"
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+start=$(date +%s)
+echo "building $SERVICE_IMAGE from base $BASE"
+docker build \
+    --build-arg "BASE_IMAGE=$BASE" \
+    --build-arg "VERSION=$VERSION" \
+    --build-arg "REVISION=${REVISION:-unknown}" \
+    --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    -t "$SERVICE_IMAGE" -f Dockerfile . >"$LOG" 2>&1 \
+    || { tail -n 30 "$LOG" >&2; die "docker build failed (last lines above)"; }
+echo "built $SERVICE_IMAGE in $(($(date +%s) - start)) s," \
+    "$(docker image inspect -f '{{.Size}}' "$SERVICE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"

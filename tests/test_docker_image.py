@@ -1,0 +1,173 @@
+"""The service image, built for real from the offline base and run as gateway -> orders -> inventory.
+
+Needs a Docker engine (Debian's docker.io works as root); skipped with the reason otherwise. The offline base
+is built once with debootstrap when missing (about a minute), the service image from a wheelhouse the host's
+pip fills, so nothing is pulled from a container registry. Only 127.0.0.1 is contacted from the host: the
+gateway's port is published on loopback, the containers talk to each other on their own network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE_BASE = os.environ.get("OFFLINE_BASE_IMAGE", "cloud-or-k8s/python-base:bookworm")
+IMAGE = "cloud-or-k8s/services:pytest"
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def _engine_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "docker CLI not installed (apt-get install docker.io)"
+    try:
+        info = docker("info", "--format", "{{.ServerVersion}}", timeout=20, check=False)
+    except subprocess.TimeoutExpired:
+        return "the Docker engine did not answer within 20 s"
+    if info.returncode != 0:
+        return "no Docker engine answers (start dockerd as root)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    problem = _engine_problem()
+    if problem:
+        print(f"skipping the docker image test: {problem}")
+        pytest.skip(problem)
+    if docker("image", "inspect", OFFLINE_BASE, check=False).returncode != 0:
+        if shutil.which("debootstrap") is None or os.geteuid() != 0:
+            pytest.skip(f"{OFFLINE_BASE} is missing and cannot be built here (needs root and debootstrap)")
+        started = time.monotonic()
+        subprocess.run(["bash", str(ROOT / "compose" / "base-image.sh")], check=True, timeout=900)
+        print(f"offline base image built in {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    env = {**os.environ, "BASE_IMAGE": OFFLINE_BASE, "SERVICE_IMAGE": IMAGE}
+    subprocess.run(["bash", str(ROOT / "compose" / "build-image.sh")], check=True, timeout=900, env=env)
+    print(f"service image built in {time.monotonic() - started:.0f} s")
+    return IMAGE
+
+
+@pytest.fixture()
+def network(image: str) -> Iterator[str]:
+    name = f"cok-pytest-{uuid.uuid4().hex[:8]}"
+    docker("network", "create", "--label", "cok-pytest=1", name)
+    try:
+        yield name
+    finally:
+        ids = docker("ps", "-aq", "--filter", f"label=cok-pytest-net={name}", check=False).stdout.split()
+        if ids:
+            docker("rm", "-f", *ids, check=False)
+        docker("network", "rm", name, check=False)
+
+
+def run(network: str, name: str, *args: str, alias: str = "", publish: bool = False, hardened: bool = True) -> None:
+    """Start one container of the test on `network`, labelled so the fixture removes it."""
+    options = ["--detach", "--network", network, "--label", f"cok-pytest-net={network}", "--name", f"{network}-{name}"]
+    if hardened:  # as compose runs the services
+        options += ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true"]
+    if alias:
+        options += ["--network-alias", alias]
+    if publish:
+        options += ["--publish", "127.0.0.1::8000"]
+    docker("run", *options, *args)
+
+
+def http(
+    method: str, url: str, body: dict[str, object] | None = None, key: str = ""
+) -> tuple[int, dict[str, str], bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Idempotency-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def wait_ready(url: str, deadline_s: float = 90) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            if http("GET", url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} not ready within {deadline_s} s")
+
+
+def test_image_is_small_non_root_and_without_build_tools(image: str) -> None:
+    (config,) = json.loads(docker("image", "inspect", image).stdout)
+    assert config["Config"]["User"] == "10001:10001"
+    assert config["Config"]["Entrypoint"] == ["python", "-m", "services"]
+    assert config["Config"]["Healthcheck"]["Test"][0] == "CMD"
+    assert config["Config"]["Labels"]["org.opencontainers.image.base.name"] == OFFLINE_BASE
+    assert {
+        "org.opencontainers.image.title",
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.licenses",
+    } <= set(config["Config"]["Labels"])
+    probe = (
+        "import json, os, shutil, uvloop, httptools; "
+        "print(json.dumps([os.getuid(), *(shutil.which(tool) for tool in ('gcc', 'cc', 'make'))]))"
+    )
+    out = docker("run", "--rm", "--entrypoint", "python", image, "-c", probe).stdout
+    assert json.loads(out) == [10001, None, None, None], "non-root, and no compiler or make in the runtime image"
+    print(f"image size {config['Size'] / 1e6:.0f} MB")
+
+
+def test_bad_service_name_is_a_config_error(image: str) -> None:
+    result = docker("run", "--rm", image, "nonsense", check=False)
+    assert result.returncode == 2 and result.stderr.startswith("config error:")
+
+
+def test_order_through_gateway_orders_inventory_containers(image: str, network: str) -> None:
+    # The registry: the project's Consul stand-in from the same image (no Consul image can be pulled here).
+    run(network, "consul", "--no-healthcheck", "--entrypoint", "python", image, "-m", "services.consul_standin",
+        "--host", "0.0.0.0", "--port", "8500", alias="consul")  # fmt: skip
+    env = ["--env", "STYLE=cloud", "--env", "CONSUL_HTTP_ADDR=consul:8500"]
+    for service in ("inventory", "orders", "gateway"):
+        run(network, service, *env, image, service, publish=service == "gateway")
+    port = docker("port", f"{network}-gateway", "8000/tcp").stdout.split(":")[-1].strip()
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/health/ready")
+
+    body = {"product_id": "p-001", "quantity": 1}
+    deadline = time.monotonic() + 60
+    while True:  # the gateway may be ready before it has discovered both upstreams
+        status, headers, payload = http("POST", f"{base}/api/orders", body, key="docker-test-0001")
+        if status == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status == 201, payload
+    order = json.loads(payload)
+    assert order["product_id"] == "p-001" and order["order_id"]
+    assert headers.get("x-instance-id", headers.get("X-Instance-Id", "")).startswith("gateway-")
+    again = http("POST", f"{base}/api/orders", body, key="docker-test-0001")
+    assert json.loads(again[2])["order_id"] == order["order_id"]
+
+    # SIGTERM to PID 1 drains and exits cleanly, well before Docker's SIGKILL.
+    started = time.monotonic()
+    docker("stop", "--time", "20", f"{network}-inventory")
+    assert time.monotonic() - started < 15
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", f"{network}-inventory").stdout.strip() == "0"
