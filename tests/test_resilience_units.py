@@ -103,7 +103,7 @@ async def test_cancellation_is_not_an_upstream_failure() -> None:
 
 async def test_breaker_policy_counts_5xx_and_reports_open() -> None:
     registry = BreakerRegistry("inv", fail_max=2, reset_s=10)
-    policy = BreakerPolicy(registry)
+    policy = BreakerPolicy(registry, Tunables)
 
     async def failing(_: UpstreamRequest) -> UpstreamResponse:
         return ok(503)
@@ -219,3 +219,16 @@ def test_settings_parse_durations_and_derive_identity() -> None:
     settings = Settings(service_name="orders", host="127.0.0.5", port=9000, consul_http_addr="http://10.0.0.1:8501")
     assert settings.instance_id == "orders-127.0.0.5-9000"
     assert settings.consul_host_port == ("10.0.0.1", 8501)
+
+
+async def test_slow_answers_count_as_breaker_failures_but_are_returned() -> None:
+    registry = BreakerRegistry("inv", fail_max=2, reset_s=10)
+    policy = BreakerPolicy(registry, lambda: Tunables(breaker_slow_call_s=0.01))
+
+    async def slow(_: UpstreamRequest) -> UpstreamResponse:
+        await asyncio.sleep(0.03)
+        return ok(200)
+
+    for _ in range(2):
+        assert (await policy(request(), slow)).status == 200
+    assert not registry.admits("i1")

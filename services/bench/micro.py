@@ -202,7 +202,9 @@ async def client_cpu(url: str, total: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def run(calls: int, rounds: int, out: Path) -> dict[str, Any]:
+def run(calls: int, rounds: int, out: Path | None) -> dict[str, Any]:
+    """Measure and (when `out` is given) write micro.json; leaves CPU affinity as it found it."""
+    affinity = os.sched_getaffinity(0)
     process, url = start_inventory()
     try:
         import uvloop
@@ -214,6 +216,7 @@ def run(calls: int, rounds: int, out: Path) -> dict[str, Any]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
+        os.sched_setaffinity(0, affinity)
     checks = [
         {
             "name": "hop overhead p50 (us)",
@@ -250,8 +253,9 @@ def run(calls: int, rounds: int, out: Path) -> dict[str, Any]:
         "checks": checks,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "micro.json").write_text(json.dumps(result, indent=2))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "micro.json").write_text(json.dumps(result, indent=2))
     return result
 
 

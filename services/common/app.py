@@ -179,8 +179,6 @@ def create_app(
 async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
     settings = context.settings
     config = PRESETS[settings.style]
-    session = make_session(context.store.current.keepalive)
-    stack.push_async_callback(session.close)
     consul_client: Any = None
     if settings.style is Style.CLOUD:
         consul_client = make_consul(settings)
@@ -194,6 +192,9 @@ async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
         watcher = FileWatcher(settings.config_file, context.store)
         watcher.start()
         stack.push_async_callback(watcher.stop)
+    # After the file is read, so a mounted `keepalive` applies; it is read once, at start.
+    session = make_session(context.store.current.keepalive)
+    stack.push_async_callback(session.close)
     for name, url in context.upstream_urls.items():
         built = build_client(name, settings.style, context.store, session, service_url=url, consul_client=consul_client)
         await built.discovery.start()

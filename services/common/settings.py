@@ -63,6 +63,9 @@ class Tunables(BaseSettings):
     deadline_s: float = Field(3.0, gt=0, le=300, description="whole call budget including retries")
     breaker_fail_max: int = Field(5, ge=1, le=1000)
     breaker_reset_s: float = Field(5.0, gt=0, le=600)
+    breaker_slow_call_s: float = Field(
+        0.1, gt=0, le=60, description="a call slower than this counts as a breaker failure (Resilience4j's slow call)"
+    )
     retry_attempts: int = Field(3, ge=1, le=10, description="attempts including the first")
     retry_budget_ratio: float = Field(0.2, ge=0, le=1, description="retries allowed per request sent")
     bulkhead_limit: int = Field(64, ge=1, le=10_000)

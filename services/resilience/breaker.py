@@ -12,6 +12,8 @@ is not counted as a failure of the upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import pybreaker
 
 from services.common.metrics import BREAKER_STATE
+from services.common.settings import Tunables
 from services.resilience.call import Cause, Handler, UpstreamError, UpstreamRequest, UpstreamResponse
 
 T = TypeVar("T")
@@ -103,29 +106,45 @@ class BreakerRegistry:
             breaker.cb.fail_max = fail_max
             breaker.cb.reset_timeout = reset_s
 
+    def retain(self, instances: set[str]) -> None:
+        """Forget breakers of instances discovery no longer lists, so their state and gauge do not linger."""
+        for instance in set(self._breakers) - instances:
+            del self._breakers[instance]
+            with contextlib.suppress(KeyError):
+                BREAKER_STATE.remove(self.upstream, instance)
+
     def states(self) -> dict[str, str]:
         return {instance: breaker.state for instance, breaker in self._breakers.items()}
 
 
 class _FailedResponse(Exception):
-    """Carries a 5xx response through pybreaker so it counts as a failure, then is unwrapped."""
+    """Carries a 5xx (or too slow) response through pybreaker so it counts as a failure, then is unwrapped."""
 
     def __init__(self, response: UpstreamResponse) -> None:
         self.response = response
 
 
 class BreakerPolicy:
-    def __init__(self, registry: BreakerRegistry) -> None:
+    """Failures are errors, 5xx answers and slow answers (slower than `breaker_slow_call_s`).
+
+    Counting slow calls is Resilience4j's slow-call-rate idea: a replica that answers, but late, is
+    taken out of rotation like one that fails, and a slow answer is still returned to the caller.
+    """
+
+    def __init__(self, registry: BreakerRegistry, tunables: Callable[[], Tunables]) -> None:
         self.registry = registry
+        self.tunables = tunables
 
     async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
         assert request.instance is not None
         breaker = self.registry.get(request.instance.id)
         request.breaker_state = breaker.state
+        slow_s = self.tunables().breaker_slow_call_s
 
         async def guarded() -> UpstreamResponse:
+            start = time.monotonic()
             response = await call_next(request)
-            if response.status >= 500:
+            if response.status >= 500 or time.monotonic() - start > slow_s:
                 raise _FailedResponse(response)
             return response
 

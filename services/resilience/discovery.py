@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -59,6 +59,11 @@ class ConsulDiscovery:
         self._age = DISCOVERY_CACHE_AGE.labels(upstream)
         self._age.set_function(self.age)
         self._count = DISCOVERY_INSTANCES.labels(upstream)
+        self._listeners: list[Callable[[set[str]], None]] = []
+
+    def subscribe(self, listener: Callable[[set[str]], None]) -> None:
+        """Called with the instance ids after every change of the list."""
+        self._listeners.append(listener)
 
     def instances(self) -> Sequence[Instance]:
         return self._instances
@@ -73,12 +78,17 @@ class ConsulDiscovery:
             address = service.get("Address") or node["Node"]["Address"]
             fresh.append(Instance(id=service["ID"], base_url=f"http://{address}:{service['Port']}"))
         fresh.sort(key=lambda instance: instance.id)
-        if tuple(fresh) != self._instances:
+        changed = tuple(fresh) != self._instances
+        if changed:
             log.info("%s instances: %s", self.upstream, [i.id for i in fresh], extra={"upstream": self.upstream})
         self._instances = tuple(fresh)
         self._updated = time.monotonic()
         self._count.set(len(fresh))
         self.ready.set()
+        if changed:
+            ids = {instance.id for instance in fresh}
+            for listener in self._listeners:
+                listener(ids)
 
     async def _watch(self) -> None:
         failures = 0

@@ -66,6 +66,8 @@ def build_client(
         breakers = BreakerRegistry(upstream, current.breaker_fail_max, current.breaker_reset_s)
         registry = breakers
         store.subscribe(lambda t: registry.configure(t.breaker_fail_max, t.breaker_reset_s))
+        if isinstance(discovery, ConsulDiscovery):
+            discovery.subscribe(registry.retain)
 
     policies: list[Policy] = []
     if config.bulkhead:
@@ -76,7 +78,7 @@ def build_client(
         policies.append(RetryPolicy(tunables, budget))
     policies.append(BalancePolicy(discovery, breakers))
     if breakers is not None:
-        policies.append(BreakerPolicy(breakers))
+        policies.append(BreakerPolicy(breakers, tunables))
     policies.append(TimeoutPolicy(tunables))
     handler = chain(policies, AiohttpTransport(session))
     describe = " -> ".join(type(p).__name__.removesuffix("Policy") for p in policies) + " -> Transport"
