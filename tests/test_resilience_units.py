@@ -184,9 +184,16 @@ async def test_connect_errors_are_retried_even_for_writes() -> None:
 
 async def test_timeout_and_bulkhead() -> None:
     store = _store(timeout_s=0.05, bulkhead_limit=1)
-    handler = chain(
-        [BulkheadPolicy(lambda: store.current), TimeoutPolicy(lambda: store.current)], lambda _: asyncio.sleep(1)
-    )  # type: ignore[arg-type,return-value]
+
+    async def transport(req: UpstreamRequest) -> UpstreamResponse:
+        try:
+            async with asyncio.timeout(req.timeout_s):  # as aiohttp enforces the limit it is handed
+                await asyncio.sleep(1)
+        except TimeoutError:
+            raise UpstreamError("inv", req.timeout_cause, "slow") from None
+        return ok()
+
+    handler = chain([BulkheadPolicy(lambda: store.current), TimeoutPolicy(lambda: store.current)], transport)
     first = asyncio.create_task(handler(request()))
     await asyncio.sleep(0)
     with pytest.raises(UpstreamError) as full:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from services.common.metrics import BALANCER_PICKS
 from services.resilience.breaker import BreakerRegistry
@@ -51,7 +51,7 @@ class BalancePolicy:
         self.balancer = RoundRobin()
         self._picks: dict[str, object] = {}
 
-    async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
+    def __call__(self, request: UpstreamRequest, call_next: Handler) -> Awaitable[UpstreamResponse]:
         instances = self.discovery.instances()
         if not instances:
             raise UpstreamError(
@@ -67,4 +67,4 @@ class BalancePolicy:
         if counter is None:
             counter = self._picks[instance.id] = BALANCER_PICKS.labels(request.upstream, instance.id)
         counter.inc()  # type: ignore[attr-defined]
-        return await call_next(request)
+        return call_next(request)

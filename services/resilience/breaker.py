@@ -67,18 +67,36 @@ class AsyncBreaker:
             return not self._trial_in_flight
         return True
 
-    async def call(self, func: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self, func: Callable[..., Awaitable[T]], *args: Any, failed: Callable[[T, float], bool] | None = None
+    ) -> T:
+        """`await func(*args)` under pybreaker; `failed(result, seconds)` may judge a returned result a failure
+        (counted by pybreaker, yet still returned to the caller)."""
         if self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
             raise pybreaker.CircuitBreakerError("half-open trial already in flight")
-        with self.cb.calling():  # raises CircuitBreakerError when open
-            trial = self.cb.current_state == pybreaker.STATE_HALF_OPEN
-            if trial:
-                self._trial_in_flight = True
-            try:
-                return await func()
-            finally:
+        start = time.monotonic()
+        try:
+            with self.cb.calling():  # raises CircuitBreakerError when open
+                trial = self.cb.current_state == pybreaker.STATE_HALF_OPEN
                 if trial:
-                    self._trial_in_flight = False
+                    self._trial_in_flight = True
+                try:
+                    result = await func(*args)
+                    if failed is not None and failed(result, time.monotonic() - start):
+                        raise _CountedFailure(result)
+                    return result
+                finally:
+                    if trial:
+                        self._trial_in_flight = False
+        except _CountedFailure as counted:
+            return counted.result  # type: ignore[return-value]
+
+
+class _CountedFailure(Exception):
+    """Carries a result pybreaker must count as a failure through the `with`, to be returned after it."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
 
 
 class BreakerRegistry:
@@ -117,13 +135,6 @@ class BreakerRegistry:
         return {instance: breaker.state for instance, breaker in self._breakers.items()}
 
 
-class _FailedResponse(Exception):
-    """Carries a 5xx (or too slow) response through pybreaker so it counts as a failure, then is unwrapped."""
-
-    def __init__(self, response: UpstreamResponse) -> None:
-        self.response = response
-
-
 class BreakerPolicy:
     """Failures are errors, 5xx answers and slow answers (slower than `breaker_slow_call_s`).
 
@@ -135,23 +146,15 @@ class BreakerPolicy:
         self.registry = registry
         self.tunables = tunables
 
+    def _failed(self, response: UpstreamResponse, seconds: float) -> bool:
+        return response.status >= 500 or seconds > self.tunables().breaker_slow_call_s
+
     async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
         assert request.instance is not None
         breaker = self.registry.get(request.instance.id)
         request.breaker_state = breaker.state
-        slow_s = self.tunables().breaker_slow_call_s
-
-        async def guarded() -> UpstreamResponse:
-            start = time.monotonic()
-            response = await call_next(request)
-            if response.status >= 500 or time.monotonic() - start > slow_s:
-                raise _FailedResponse(response)
-            return response
-
         try:
-            return await breaker.call(guarded)
-        except _FailedResponse as failed:
-            return failed.response
+            return await breaker.call(call_next, request, failed=self._failed)
         except pybreaker.CircuitBreakerError as exc:
             raise UpstreamError(
                 request.upstream, Cause.BREAKER_OPEN, str(exc), sent=False, instance=request.instance.id

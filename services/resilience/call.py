@@ -73,6 +73,8 @@ class UpstreamRequest:
     attempt: int = 0
     instance: Instance | None = None
     breaker_state: str = "none"
+    timeout_s: float | None = None  # this attempt's limit, enforced by the transport's own timer
+    timeout_cause: Cause = Cause.TIMEOUT  # what that limit's expiry means: per-attempt timeout or deadline
     tried: set[str] = field(default_factory=set)
 
     def remaining(self) -> float:
@@ -95,9 +97,13 @@ Handler = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 
 
 class Policy(Protocol):
-    """One composable step; it may act before/after `call_next`, or answer without calling it."""
+    """One composable step; it may act before/after `call_next`, or answer without calling it.
 
-    async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse: ...
+    A step that only acts before (pick an instance, set a limit) is a plain function returning
+    `call_next(request)`: it then adds no coroutine frame to every await of the call.
+    """
+
+    def __call__(self, request: UpstreamRequest, call_next: Handler) -> Awaitable[UpstreamResponse]: ...
 
 
 def chain(policies: list[Policy], transport: Handler) -> Handler:

@@ -33,6 +33,15 @@ class AiohttpTransport:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
         self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=seconds)
+            if len(self._timeouts) < 64:  # deadlines make many distinct values; keep the common ones
+                self._timeouts[seconds] = timeout
+        return timeout
 
     def _count(self, upstream: str, instance: str, status: int) -> None:
         key = (upstream, instance, status)
@@ -57,7 +66,11 @@ class AiohttpTransport:
             propagate.inject(headers)
             try:
                 async with self.session.request(
-                    request.method, instance.base_url + request.path, json=request.json_body, headers=headers
+                    request.method,
+                    instance.base_url + request.path,
+                    json=request.json_body,
+                    headers=headers,
+                    timeout=self._timeout(request.timeout_s),
                 ) as resp:
                     body = await resp.read()
                     span.set_attribute("http.response.status_code", resp.status)
@@ -65,6 +78,8 @@ class AiohttpTransport:
                         span.set_status(Status(StatusCode.ERROR))
                     self._count(request.upstream, instance.id, resp.status)
                     return UpstreamResponse(resp.status, body, resp.headers, instance.id)
+            except TimeoutError as exc:
+                raise self._fail(span, request, request.timeout_cause, exc, sent=True) from None
             except aiohttp.ClientConnectorError as exc:
                 raise self._fail(span, request, Cause.CONNECT_ERROR, exc, sent=False) from None
             except (

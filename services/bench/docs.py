@@ -1,0 +1,218 @@
+"""Render every measured figure in docs/ from a benchmark report, so the docs cannot drift from the numbers.
+
+Markdown files carry two kinds of markers, and everything between them is rewritten:
+
+- blocks: ``<!-- measured:NAME -->`` ... ``<!-- /measured -->`` with NAME one of ``BLOCKS``;
+- inline values: ``<!-- m:PATH[|FORMAT] -->`` ... ``<!-- /m -->`` where PATH walks report.json
+  (``scenarios.crashed-replica.cloud.error_rate``) and FORMAT is one of ``FORMATS``.
+
+`python -m services.bench.docs` re-renders from the committed reference report (docs/reference/report.json);
+`--adopt reports/latest` first copies a new report (and its plots) in as the reference. `--check` only
+compares, for the test that fails when docs and reference disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+REFERENCE = DOCS / "reference"
+DOC_FILES = ("comparison.md", "benchmark.md")
+README = ROOT / "README.md"
+
+_BLOCK = re.compile(r"(<!-- measured:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)", re.S)
+_INLINE = re.compile(r"(<!-- m:(?P<path>[^|>]+?)(?:\|(?P<fmt>[a-z%]+))? -->)(?P<body>.*?)(<!-- /m -->)")
+
+
+def _ms(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+def _pct(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return "0 %" if value == 0 else f"{value * 100:.2f} %" if value < 0.1 else f"{value * 100:.0f} %"
+
+
+def _secs(value: Any) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _ratio(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1f}x"
+
+
+FORMATS: dict[str, Callable[[Any], str]] = {"ms": _ms, "pct": _pct, "s": _secs, "num": _num, "x": _ratio}
+
+
+def lookup(doc: Mapping[str, Any], path: str) -> Any:
+    """Walk a dotted path; a segment of ``checks`` may name a check by a prefix of its name."""
+    node: Any = doc
+    for part in path.split("."):
+        if isinstance(node, list):
+            node = next(item for item in node if str(item.get("name", "")).startswith(part))
+        else:
+            node = node[part]
+    return node
+
+
+def _styles(doc: Mapping[str, Any]) -> list[str]:
+    return list(doc["styles"])
+
+
+def block_environment(doc: Mapping[str, Any]) -> str:
+    env, options = doc["environment"], doc.get("options", {})
+    rows = [
+        ("produced", f"{doc.get('created', '?')[:19]} UTC, `make benchmark` (profile {options.get('profile')})"),
+        ("target", f"{env['target']} (processes on loopback; Kubernetes Services emulated by {env['data_plane']})"),
+        ("registry", "real Consul" if env["registry"] == "consul" else "the project's Consul stand-in"),
+        ("cgroup limits", f"{'on' if env['cgroups'] else 'off'} ({env.get('cgroups_detail', '')})"),
+        ("machine", f"{env['machine']}, {env['cpu_count']} CPUs, {env['python']}"),
+        ("load", f"{options.get('rate')} req/s open loop, replicas {options.get('replicas')}"),
+    ]
+    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+    return "\n".join(lines) + "\n"
+
+
+def block_results(doc: Mapping[str, Any]) -> str:
+    styles = _styles(doc)
+    head = "| scenario | " + " | ".join(f"{s}: errors / p99 / recovered" for s in styles) + " |"
+    lines = [head, "|---" * (len(styles) + 1) + "|"]
+    for name, entries in doc["scenarios"].items():
+        cells = []
+        for style in styles:
+            e = entries.get(style)
+            if e is None:
+                cells.append("-")
+            elif not e.get("valid", True):
+                cells.append("invalid run")
+            else:
+                recovered = _secs(e.get("recovery_s")) if e.get("fault") else "-"
+                cells.append(f"{_pct(e['error_rate'])} / {_ms(e['p99_ms'])} / {recovered}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def block_control_plane(doc: Mapping[str, Any]) -> str:
+    """Seconds until the control plane stopped routing to the faulty replica / started routing to a new one."""
+    styles = _styles(doc)
+    rows = [
+        ("crashed-replica", "removed_s", "crashed replica out of rotation"),
+        ("hung-replica", "removed_s", "hung replica out of rotation"),
+        ("scale-out", "routable_s", "new replica routable"),
+        ("scale-out", "fair_share_s", "new replica at >= 80 % of its fair share"),
+        ("config-change", "config_applied_s", "timeout change applied everywhere"),
+    ]
+    lines = ["| after the fault | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
+    for scenario, key, label in rows:
+        entries = doc["scenarios"].get(scenario, {})
+        cells = [_secs(entries.get(s, {}).get("extra", {}).get(key)) for s in styles]
+        lines.append(f"| {label} ({scenario}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def block_shares(doc: Mapping[str, Any]) -> str:
+    """Per-replica share of inventory traffic in the steady run: where keep-alive pinning shows."""
+    styles = _styles(doc)
+    steady = doc["scenarios"].get("steady", {})
+    lines = ["| style | inventory replica shares (steady) | busiest / fair share |", "|---|---|---|"]
+    for style in styles:
+        entry = steady.get(style, {})
+        shares = entry.get("replica_share", {}).get("inventory", {})
+        text = ", ".join(f"{k} {v * 100:.0f} %" for k, v in sorted(shares.items())) or "n/a"
+        over = entry.get("replica_share_max_over_fair", {}).get("inventory")
+        lines.append(f"| {style} | {text} | {_ratio(over)} |")
+    return "\n".join(lines) + "\n"
+
+
+def block_checks(doc: Mapping[str, Any]) -> str:
+    lines = ["| goal | target | measured | pass |", "|---|---|---|---|"]
+    for check in doc["checks"]:
+        measured = check["measured"]
+        shown = _num(measured) if not isinstance(measured, str) else measured
+        lines.append(f"| {check['name']} | {check['target']} | {shown} | {'yes' if check['pass'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "environment": block_environment,
+    "results": block_results,
+    "control-plane": block_control_plane,
+    "shares": block_shares,
+    "checks": block_checks,
+}
+
+
+def render(text: str, doc: Mapping[str, Any]) -> str:
+    def block(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in BLOCKS:
+            raise KeyError(f"unknown measured block {name!r}")
+        return match.group(1) + BLOCKS[name](doc) + match.group(4)
+
+    def inline(match: re.Match[str]) -> str:
+        fmt = FORMATS[match.group("fmt") or "num"]
+        return match.group(1) + fmt(lookup(doc, match.group("path").strip())) + match.group(5)
+
+    return _INLINE.sub(inline, _BLOCK.sub(block, text))
+
+
+def targets() -> list[Path]:
+    return [DOCS / name for name in DOC_FILES if (DOCS / name).exists()] + [README]
+
+
+def adopt(report_dir: Path) -> None:
+    """Make a benchmark report the docs' reference: report.json plus its plots."""
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    for old in REFERENCE.glob("*.png"):
+        old.unlink()
+    shutil.copy2(report_dir / "report.json", REFERENCE / "report.json")
+    for png in report_dir.glob("*.png"):
+        shutil.copy2(png, REFERENCE / png.name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.bench.docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--adopt", type=Path, help="a report directory (e.g. reports/latest) to make the reference")
+    parser.add_argument("--check", action="store_true", help="only report files whose figures differ")
+    args = parser.parse_args(argv)
+    if args.adopt is not None:
+        if not (args.adopt / "report.json").is_file():
+            parser.error(f"no report.json in {args.adopt}")
+        adopt(args.adopt)
+    doc = json.loads((REFERENCE / "report.json").read_text())
+    stale = []
+    for path in targets():
+        text = path.read_text()
+        fresh = render(text, doc)
+        if fresh != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(fresh)
+    if args.check and stale:
+        print("docs differ from docs/reference/report.json: " + ", ".join(str(p.relative_to(ROOT)) for p in stale))
+        return 1
+    print(("checked" if args.check else "rendered") + f" {len(targets())} files from {REFERENCE / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
