@@ -222,15 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     removed = sweep_stale()
     if removed:
         print(f"cleaned up after an earlier interrupted run: {', '.join(removed)}", file=sys.stderr)
-    micro_result: tuple[list[Check], list[str]] = ([], [])
-    if not args.skip_micro:
-        print("measuring the in-code hop overhead ...", file=sys.stderr)
-        micro_result = micro_checks(int(profile["micro_calls"]))
     try:
+        micro_result: tuple[list[Check], list[str]] = ([], [])
+        if not args.skip_micro:
+            print("measuring the in-code hop overhead ...", file=sys.stderr)
+            micro_result = micro_checks(int(profile["micro_calls"]))
         out_dir = asyncio.run(run_local(options, micro_result))
     except KeyboardInterrupt:
         print("interrupted: every child process stopped and every rule removed", file=sys.stderr)
         return 130
+    except Exception as exc:
+        logging.getLogger("services.bench").exception("benchmark failed")
+        print(
+            f"benchmark failed: {type(exc).__name__}: {exc} (replica logs under {options.out / 'runs'})",
+            file=sys.stderr,
+        )
+        return 1
     summary = (out_dir / "report.md").read_text().split("## ", 2)
     print(f"report: {out_dir / 'report.md'} (also {options.out / 'latest'})")
     if len(summary) > 1:

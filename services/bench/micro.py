@@ -94,9 +94,9 @@ async def _timed(calls: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
     return samples
 
 
-def cloud_stack(session: aiohttp.ClientSession, url: str, bulkhead: int = 64) -> UpstreamClient:
+def cloud_stack(session: aiohttp.ClientSession, url: str, **tunables: Any) -> UpstreamClient:
     """The cloud chain exactly as a replica builds it, with the discovery cache already filled."""
-    store = TunableStore(Tunables(bulkhead_limit=bulkhead))
+    store = TunableStore(Tunables(**tunables))
     built = build_client("inventory", Style.CLOUD, store, session, consul_client=None)
     assert isinstance(built.discovery, ConsulDiscovery)
     host, port = url.removeprefix("http://").split(":")
@@ -181,7 +181,8 @@ async def _cpu_per_request(send: Callable[[], Awaitable[Any]], total: int, concu
 async def client_cpu(url: str, total: int, rounds: int) -> dict[str, Any]:
     path = "/products/p-001"
     session = make_session(keepalive=True)
-    ours = cloud_stack(session, url, bulkhead=128)  # 100 in flight must fit
+    # 100 in flight must fit the bulkhead, and queueing at one replica must not read as slow calls.
+    ours = cloud_stack(session, url, bulkhead_limit=128, breaker_slow_call_s=60.0)
     theirs = httpx.AsyncClient()
 
     async def via_stack() -> None:

@@ -141,6 +141,7 @@ SCENARIOS: dict[str, Scenario] = {
             _hang,
             _unhang,
             observe=("view",),
+            latency_fault=True,
             windows=_w((1.0, 5.5, 1.5), (3.0, 10.0, 5.0)),
         ),
         Scenario(

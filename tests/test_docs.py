@@ -1,0 +1,56 @@
+"""Every measured figure in the docs comes from the reference report, and the renderer does what it says."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from services.bench import docs
+
+
+def reference() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((docs.REFERENCE / "report.json").read_text())
+    return data
+
+
+def test_docs_match_the_reference_report() -> None:
+    doc = reference()
+    for path in docs.targets():
+        text = path.read_text()
+        assert docs.render(text, doc) == text, f"{path.name} differs from docs/reference/report.json; run make docs"
+
+
+def test_every_marker_resolves_and_every_plot_exists() -> None:
+    doc = reference()
+    inline = re.compile(r"<!-- m:([^|>]+?)(?:\|[a-z%]+)? -->")
+    for path in docs.targets():
+        text = path.read_text()
+        for marker in inline.findall(text):
+            docs.lookup(doc, marker.strip())
+        for image in re.findall(r"\]\((reference/[^)]+\.png)\)", text):
+            assert (docs.DOCS / image).is_file(), image
+    assert doc["schema"] == 1 and set(doc["styles"]) == {"cloud", "platform", "hybrid"}
+
+
+def test_render_rewrites_only_between_markers() -> None:
+    doc = {
+        "styles": ["cloud", "platform"],
+        "scenarios": {"steady": {"cloud": {"p99_ms": 8.94, "error_rate": 0.0}, "platform": {"p99_ms": 123.4}}},
+        "checks": [{"name": "generator rate within target", "target": "<= 0.02", "measured": 0.001, "pass": True}],
+    }
+    text = (
+        "p99 <!-- m:scenarios.steady.cloud.p99_ms|ms -->old<!-- /m --> and "
+        "<!-- m:scenarios.steady.platform.p99_ms|ms -->old<!-- /m -->, errors "
+        "<!-- m:scenarios.steady.cloud.error_rate|pct -->old<!-- /m -->, check "
+        "<!-- m:checks.generator.measured -->old<!-- /m -->\n"
+        "<!-- measured:checks -->\nstale\n<!-- /measured -->\nuntouched\n"
+    )
+    out = docs.render(text, doc)
+    assert "8.9 ms" in out and "123 ms" in out and "0 %" in out and "0.001" in out
+    assert "stale" not in out and "| generator rate within target | <= 0.02 | 0.001 | yes |" in out
+    assert out.endswith("untouched\n") and docs.render(out, doc) == out
+    with pytest.raises(KeyError):
+        docs.render("<!-- measured:nonsense -->\n<!-- /measured -->", doc)
