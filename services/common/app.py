@@ -28,7 +28,7 @@ from services.common.relay import install_upstream_errors
 from services.common.settings import Settings, Style
 from services.common.telemetry import configure_tracing, instrument_app
 from services.resilience.client import UpstreamClient
-from services.resilience.presets import PRESETS, BuiltClient, build_client
+from services.resilience.presets import PRESETS, build_client
 from services.resilience.transport import make_session
 from services.resilience.tunables import FileWatcher, TunableStore
 
@@ -45,7 +45,6 @@ class AppContext:
     faults: FaultState
     upstream_urls: dict[str, str]
     clients: dict[str, UpstreamClient] = field(default_factory=dict)
-    built: dict[str, BuiltClient] = field(default_factory=dict)
     registration: Registration | None = None
     drain_task: asyncio.Task[None] | None = None
     on_drained: Callable[[], None] | None = None
@@ -199,7 +198,6 @@ async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
         built = build_client(name, settings.style, context.store, session, service_url=url, consul_client=consul_client)
         await built.discovery.start()
         stack.push_async_callback(built.discovery.stop)
-        context.built[name] = built
         context.clients[name] = built.client
         log.info("upstream %s: %s", name, built.client.describe, extra={"upstream": name})
     if settings.style is Style.CLOUD:

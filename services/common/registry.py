@@ -8,7 +8,6 @@ which one answered, so logs and reports can say so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from typing import Any
@@ -18,6 +17,7 @@ import consul.aio
 import yaml
 
 from services import __version__
+from services.common.background import cancel_and_wait
 from services.common.settings import Settings
 from services.resilience.tunables import TunableStore, parse_document
 
@@ -84,10 +84,7 @@ class Registration:
         self._task = asyncio.create_task(self._register_until_done(), name="consul-register")
 
     async def deregister(self) -> None:
-        if self._task and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if not self.registered.is_set():
             return
         try:
@@ -139,7 +136,4 @@ class KvWatcher:
         self._task = asyncio.create_task(self._run(), name="consul-kv-watch")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from services.common.background import cancel_and_wait
 from services.common.metrics import DISCOVERY_CACHE_AGE, DISCOVERY_INSTANCES
 from services.resilience.call import Instance
 
@@ -128,7 +129,4 @@ class ConsulDiscovery:
                 await self.ready.wait()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

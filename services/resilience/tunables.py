@@ -7,7 +7,6 @@ mounted file (platform/hybrid: what a ConfigMap gives) or Consul KV (cloud).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from services.common.background import cancel_and_wait
 from services.common.metrics import CONFIG_REFRESHES
 from services.common.settings import Tunables
 
@@ -103,7 +103,4 @@ class FileWatcher:
         self._task = asyncio.create_task(self._run(), name="tunables-file-watch")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

@@ -199,21 +199,21 @@ class CgroupManager:
 
     def remove(self, name: str) -> None:
         for group in reversed(self._groups.pop(name, [])):
-            _rmdir(group)
+            remove_dir(group)
 
     def close(self) -> None:
         for name in list(self._groups):
             self.remove(name)
         for parent in self._parents:
             if parent.exists():
-                _rmdir(parent)
+                remove_dir(parent)
         self._ready = False
 
     def leftovers(self) -> list[str]:
         return [str(p) for p in self._parents if p.exists()]
 
 
-def _rmdir(path: Path) -> None:
+def remove_dir(path: Path) -> None:
     # A killed task leaves its group a moment after the kill; retry briefly rather than leak the group.
     for _ in range(50):
         try:

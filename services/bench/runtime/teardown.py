@@ -9,14 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from services.bench.runtime.cgroups import CgroupManager
+from services.bench.runtime.cgroups import CgroupManager, remove_dir
 from services.bench.runtime.ids import CHAIN_ROOT, OWNER_ENV, RUN_ENV, chain_prefix
 from services.bench.runtime.iptables import nat_lines, remove_chains, rules_with_prefix
 
@@ -153,18 +152,7 @@ def sweep_stale() -> list[str]:
             for parent in left:
                 for child in Path(parent).iterdir():
                     if child.is_dir():
-                        _rmdir_quiet(child)
-                _rmdir_quiet(Path(parent))
+                        remove_dir(child)
+                remove_dir(Path(parent))
             removed.extend(f"cgroup {p}" for p in left)
     return removed
-
-
-def _rmdir_quiet(path: Path) -> None:
-    for _ in range(50):
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.02)
