@@ -143,12 +143,17 @@ def block_shares(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def block_checks(doc: Mapping[str, Any]) -> str:
     lines = ["| goal | target | measured | pass |", "|---|---|---|---|"]
     for check in doc["checks"]:
         measured = check["measured"]
         shown = _num(measured) if not isinstance(measured, str) else measured
-        lines.append(f"| {check['name']} | {check['target']} | {shown} | {'yes' if check['pass'] else '**no**'} |")
+        passed = "yes" if check["pass"] else "**no**"
+        lines.append(f"| {_cell(check['name'])} | {_cell(check['target'])} | {_cell(shown)} | {passed} |")
     return "\n".join(lines) + "\n"
 
 
