@@ -90,7 +90,7 @@ def test_killed_replica_costs_no_client_visible_error(registry: RegistryHandle) 
             statuses.append(order(client, gateway.url, f"kill-test-{n:04d}").status_code)
         assert statuses == [201] * 200
         orders = replicas[-2]
-        assert orders.metric("upstream_requests_total", upstream="inventory", instance=victim.instance_id) > 0
+        assert orders.metric("upstream_requests_total", upstream="inventory", upstream_instance=victim.instance_id) > 0
         wait_for(lambda: victim.instance_id not in passing(registry, "inventory"), 5, what="victim leaves Consul")
 
 
@@ -102,17 +102,17 @@ def test_slow_replica_opens_its_breaker_and_traffic_shifts(registry: RegistryHan
         slow.admin("PUT", {"latency_ms": 300})
         results = [client.get(gateway.url + f"/api/products/p-{1 + n % 20:03d}").status_code for n in range(40)]
         assert results == [200] * 40  # each timeout was retried on another replica
-        assert gateway.metric("breaker_state", upstream="inventory", instance=slow.instance_id) == 2
-        picks = gateway.metric("balancer_picks_total", upstream="inventory", instance=slow.instance_id)
-        others = [
-            gateway.metric("balancer_picks_total", upstream="inventory", instance=r.instance_id) for r in replicas[1:3]
-        ]
+        assert gateway.metric("breaker_state", upstream="inventory", upstream_instance=slow.instance_id) == 2
+
+        def picks_of(replica: Replica) -> float:
+            return gateway.metric("balancer_picks_total", upstream="inventory", upstream_instance=replica.instance_id)
+
+        picks = picks_of(slow)
+        others = [picks_of(r) for r in replicas[1:3]]
         for n in range(60):
             assert client.get(gateway.url + f"/api/products/p-{1 + n % 20:03d}").status_code == 200
-        assert gateway.metric("balancer_picks_total", upstream="inventory", instance=slow.instance_id) == picks
-        after = [
-            gateway.metric("balancer_picks_total", upstream="inventory", instance=r.instance_id) for r in replicas[1:3]
-        ]
+        assert picks_of(slow) == picks
+        after = [picks_of(r) for r in replicas[1:3]]
         assert sum(after) - sum(others) == 60 and min(a - b for a, b in zip(after, others, strict=True)) >= 25
 
 

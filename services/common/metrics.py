@@ -1,4 +1,8 @@
-"""Prometheus RED metrics, recorded by a pure ASGI middleware to keep the per-request cost small."""
+"""Prometheus RED metrics, recorded by a pure ASGI middleware to keep the per-request cost small.
+
+The upstream replica is labelled `upstream_instance`, not `instance`, which Prometheus sets to the scraped
+target and would otherwise rename to `exported_instance`.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ HTTP_DURATION = Histogram(
     "http_request_duration_seconds", "Time to serve a request", ["route", "method"], buckets=LATENCY_BUCKETS
 )
 UPSTREAM_REQUESTS = Counter(
-    "upstream_requests", "Upstream attempts, per instance and outcome", ["upstream", "instance", "outcome"]
+    "upstream_requests", "Upstream attempts, per instance and outcome", ["upstream", "upstream_instance", "outcome"]
 )
 UPSTREAM_DURATION = Histogram(
     "upstream_request_duration_seconds",
@@ -25,11 +29,11 @@ UPSTREAM_DURATION = Histogram(
     ["upstream"],
     buckets=LATENCY_BUCKETS,
 )
-BREAKER_STATE = Gauge("breaker_state", "0 closed, 1 half-open, 2 open", ["upstream", "instance"])
+BREAKER_STATE = Gauge("breaker_state", "0 closed, 1 half-open, 2 open", ["upstream", "upstream_instance"])
 RETRIES = Counter("retries", "Retries sent", ["upstream"])
 RETRY_BUDGET_EXHAUSTED = Counter("retry_budget_exhausted", "Retries refused by the budget", ["upstream"])
 BULKHEAD_REJECTED = Counter("bulkhead_rejected", "Calls refused by the bulkhead", ["upstream"])
-BALANCER_PICKS = Counter("balancer_picks", "Instances chosen by the balancer", ["upstream", "instance"])
+BALANCER_PICKS = Counter("balancer_picks", "Instances chosen by the balancer", ["upstream", "upstream_instance"])
 DISCOVERY_CACHE_AGE = Gauge("discovery_cache_age_seconds", "Age of the discovery cache", ["upstream"])
 DISCOVERY_INSTANCES = Gauge("discovery_instances", "Instances known", ["upstream"])
 CONFIG_REFRESHES = Counter("config_refreshes", "Tunables reloaded", ["source"])
