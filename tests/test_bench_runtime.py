@@ -44,7 +44,7 @@ from services.bench.runtime.iptables import iptables_available, render, rules_wi
 from services.bench.runtime.kube import _scaled
 from services.bench.runtime.model import Endpoint, VirtualService
 from services.bench.runtime.probes import ProbeCounter
-from services.bench.runtime.supervisor import free_port
+from services.common.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK, VIP_BLOCK = 7, 107

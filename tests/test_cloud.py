@@ -95,7 +95,9 @@ def test_killed_replica_costs_no_client_visible_error(registry: RegistryHandle) 
 
 
 def test_slow_replica_opens_its_breaker_and_traffic_shifts(registry: RegistryHandle) -> None:
-    tuning = {"TIMEOUT_S": "0.1", "BREAKER_FAIL_MAX": "3", "BREAKER_RESET_S": "30"}
+    # The check's timeout outlasts the added latency: Consul keeps the slow replica passing, so only the
+    # breaker can take it out of rotation.
+    tuning = {"TIMEOUT_S": "0.1", "BREAKER_FAIL_MAX": "3", "BREAKER_RESET_S": "30", "CHECK_TIMEOUT": "1s"}
     with running_stack() as stack, httpx.Client(timeout=10) as client:
         replicas = start_shop(stack, registry, "127.0.25", **tuning)
         gateway, slow = replicas[-1], replicas[0]

@@ -21,8 +21,9 @@ import consul
 import consul.aio
 import pytest
 
+from services.common.net import free_port
 from services.consul_standin.durations import format_duration, parse_duration
-from services.consul_standin.launch import RegistryHandle, free_port, start_registry
+from services.consul_standin.launch import RegistryHandle, start_registry
 from services.consul_standin.registration import RegistrationError, parse_registration
 
 REGISTRY_HOST = "127.0.5.1"

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import aiohttp
 import httpx
 
 from services.bench.results import Check, check_at_most
+from services.common.net import free_port
 from services.common.settings import Style, Tunables
 from services.resilience.breaker import AsyncBreaker
 from services.resilience.client import UpstreamClient
@@ -43,14 +43,8 @@ HOST = "127.0.90.1"
 TARGETS = {"hop_overhead_p50_us": 50.0, "hop_overhead_ratio": 0.10, "breaker_us": 5.0}
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def start_inventory() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port(HOST)
+    port = free_port(HOST)
     env = {**os.environ, "STYLE": "platform", "HOST": HOST, "PORT": str(port), "WARMUP_S": "0", "ADMIN_TOKEN": ""}
     process = subprocess.Popen(
         [sys.executable, "-m", "services", "inventory"],

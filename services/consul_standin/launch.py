@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,18 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
 
+from services.common.net import free_port
+
 log = logging.getLogger("services.registry.launch")
 
 Kind = Literal["consul", "stand-in"]
 _BANNER = re.compile(r"listening on http://\[?([^\]\s/]+?)\]?:(\d+)")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS considers free right now; another process may still take it before we bind it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -18,7 +18,6 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from services.bench.runtime.cgroups import CgroupManager, ResourceLimits
 from services.bench.runtime.ids import OWNER_ENV, RUN_ENV, new_run_id
 from services.bench.runtime.teardown import kill_marked_processes
 from services.bench.runtime.usage import ProcessUsage, read_proc_usage, rusage_usage
+from services.common.net import free_port
 
 _READY_POLL_S = 0.05
 
@@ -147,12 +147,6 @@ def _install_hooks() -> None:
                 _on_signal(signum, frame, previous)
 
             signal.signal(sig, handler)
-
-
-def free_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 class Supervisor:
