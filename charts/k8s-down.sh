@@ -8,10 +8,7 @@ RELEASE="${RELEASE:-cloud-or-k8s}"
 NAMESPACE="${NAMESPACE:-cloud-or-k8s}"
 STATE="$COK_ROOT/build/k8s-cluster"
 
-missing=0
-command -v kubectl >/dev/null 2>&1 || { echo "kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/)" >&2; missing=1; }
-command -v helm >/dev/null 2>&1 || { echo "helm not found: install Helm 3.8+ (https://helm.sh/docs/intro/install/)" >&2; missing=1; }
-[ "$missing" = 0 ] || exit 1
+require_tools kubectl helm
 
 if kubectl cluster-info --request-timeout=5s >/dev/null 2>&1; then
     if helm status "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1; then

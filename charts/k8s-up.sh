@@ -18,11 +18,7 @@ CHART="$COK_ROOT/charts/cloud-or-k8s"
 STATE="$COK_ROOT/build/k8s-cluster"
 
 # Every missing tool gets its own line, then one exit.
-missing=0
-command -v kubectl >/dev/null 2>&1 || { echo "kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/)" >&2; missing=1; }
-command -v helm >/dev/null 2>&1 || { echo "helm not found: install Helm 3.8+ (https://helm.sh/docs/intro/install/)" >&2; missing=1; }
-command -v docker >/dev/null 2>&1 || { echo "docker not found: install Docker Engine to build the image (https://docs.docker.com/engine/install/)" >&2; missing=1; }
-[ "$missing" = 0 ] || exit 1
+require_tools kubectl helm docker
 
 case "$STYLE" in
     platform) style_values=() ;;

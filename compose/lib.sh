@@ -23,6 +23,22 @@ require_docker() {
         || die "docker is installed but no Docker engine answers: start it (e.g. 'sudo systemctl start docker' or 'sudo dockerd &') and retry"
 }
 
+# One line for each absent tool saying how to install it, then exit 1 if any was absent.
+require_tools() {
+    local tool missing=0
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 && continue
+        case "$tool" in
+            kubectl) echo "kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/)" >&2 ;;
+            helm) echo "helm not found: install Helm 3.8+ (https://helm.sh/docs/intro/install/)" >&2 ;;
+            docker) echo "docker not found: install Docker Engine to build the image (https://docs.docker.com/engine/install/)" >&2 ;;
+            *) echo "$tool not found: install it" >&2 ;;
+        esac
+        missing=1
+    done
+    [ "$missing" = 0 ] || exit 1
+}
+
 # The legacy builder is still shipped by every engine; BuildKit needs the buildx plugin on recent CLIs.
 select_builder() {
     if [ -z "${DOCKER_BUILDKIT:-}" ] && ! docker buildx version >/dev/null 2>&1; then

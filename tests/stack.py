@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from services.bench.stacks import parse_metric
 from services.common.net import free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -59,14 +60,7 @@ class Replica:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus sample over series whose labels include `labels`."""
-        total = 0.0
-        for line in httpx.get(self.url + "/metrics", timeout=5).text.splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            series, _, value = line.rpartition(" ")
-            if all(f'{k}="{v}"' in series for k, v in labels.items()):
-                total += float(value)
-        return total
+        return parse_metric(httpx.get(self.url + "/metrics", timeout=5).text, name, **labels)
 
 
 @dataclass
