@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from services.bench.stacks import parse_metric
+from services.bench.consul_control import parse_metric
 from services.common.net import free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789"

@@ -555,3 +555,41 @@ def test_names_fit_kubernetes_limits_for_long_release_names() -> None:
         assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
         if obj["kind"] == "Service":
             assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", obj["metadata"]["name"])
+
+
+# --- what the benchmark's k8s target installs -------------------------------------------------------------
+
+
+def _deep_merge(base: Obj, over: Obj) -> Obj:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@pytest.mark.parametrize("variant", ["default", "hybrid"])
+@pytest.mark.parametrize("profile", ["full", "quick"])
+def test_benchmark_k8s_values_lint_and_validate(variant: str, profile: str) -> None:
+    import dataclasses
+
+    from services.bench.remote.cluster import bench_values
+    from services.bench.runtime.chart import KubeParams
+
+    params = KubeParams.from_values()
+    if profile == "quick":  # as the benchmark's quick profile shortens them
+        params = dataclasses.replace(params, prestop_sleep_s=0.5, drain_s=0.5)
+    bench = bench_values(params, "b" * 48, {"gateway": 1, "orders": 2, "inventory": 3}, keepalive=False)
+    values = _deep_merge(_variant_values(variant) or {}, bench)
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert report["errors"] == [], report
+    objects = render(values)
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True)
+    deployments = {component(d): d for d in of_kind(objects, "Deployment")}
+    assert {name: d["spec"]["replicas"] for name, d in deployments.items()} == {
+        "gateway": 1,
+        "orders": 2,
+        "inventory": 3,
+    }
+    assert of_kind(objects, "Secret"), "the admin token must reach the pods through a Secret"
+    assert not any(name in o["metadata"]["name"] for o in objects for name in ("otel-collector", "jaeger"))

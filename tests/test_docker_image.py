@@ -9,58 +9,22 @@ gateway's port is published on loopback, the containers talk to each other on th
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.docker_env import OFFLINE_BASE, build_image, docker
+
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
-
-ROOT = Path(__file__).resolve().parents[1]
-OFFLINE_BASE = os.environ.get("OFFLINE_BASE_IMAGE", "cloud-or-k8s/python-base:bookworm")
-IMAGE = "cloud-or-k8s/services:pytest"
-
-
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
-
-
-def _engine_problem() -> str | None:
-    if shutil.which("docker") is None:
-        return "docker CLI not installed (apt-get install docker.io)"
-    try:
-        info = docker("info", "--format", "{{.ServerVersion}}", timeout=20, check=False)
-    except subprocess.TimeoutExpired:
-        return "the Docker engine did not answer within 20 s"
-    if info.returncode != 0:
-        return "no Docker engine answers (start dockerd as root)"
-    return None
 
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    problem = _engine_problem()
-    if problem:
-        print(f"skipping the docker image test: {problem}")
-        pytest.skip(problem)
-    if docker("image", "inspect", OFFLINE_BASE, check=False).returncode != 0:
-        if shutil.which("debootstrap") is None or os.geteuid() != 0:
-            pytest.skip(f"{OFFLINE_BASE} is missing and cannot be built here (needs root and debootstrap)")
-        started = time.monotonic()
-        subprocess.run(["bash", str(ROOT / "compose" / "base-image.sh")], check=True, timeout=900)
-        print(f"offline base image built in {time.monotonic() - started:.0f} s")
-    started = time.monotonic()
-    env = {**os.environ, "BASE_IMAGE": OFFLINE_BASE, "SERVICE_IMAGE": IMAGE}
-    subprocess.run(["bash", str(ROOT / "compose" / "build-image.sh")], check=True, timeout=900, env=env)
-    print(f"service image built in {time.monotonic() - started:.0f} s")
-    return IMAGE
+    return build_image()
 
 
 @pytest.fixture()

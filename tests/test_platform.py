@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import Replica, order, running_stack, wait_for
+from tests.stack import ADMIN_TOKEN, Replica, order, running_stack, wait_for
 
 PROBLEM = "application/problem+json"
 
@@ -156,6 +156,18 @@ def test_admin_api_needs_the_token(shop: dict[str, Replica], client: httpx.Clien
     assert_problem(client.get(url, headers={"Authorization": "Bearer wrong-token-0123456789"}), 401)
     assert_problem(client.put(url, json={"error_rate": 7}, headers={"Authorization": "Bearer x"}), 401)
     assert shop["inventory"].admin("PUT", {"error_rate": 7}).status_code == 422
+
+
+def test_admin_crash_kills_the_process_without_drain() -> None:
+    with running_stack() as stack:
+        inventory = stack.start("inventory", "127.0.20.8", {"STYLE": "platform"})
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert_problem(httpx.post(inventory.url + "/admin/crash"), 401)
+        assert inventory.process.poll() is None
+        response = httpx.post(inventory.url + "/admin/crash", headers=headers, timeout=5)
+        assert response.status_code == 202 and response.json() == {"exit_code": 137}
+        assert inventory.process.wait(timeout=10) == 137
+        assert "draining" not in inventory.log()
 
 
 def test_admin_api_is_absent_without_a_token() -> None:

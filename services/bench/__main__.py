@@ -4,6 +4,8 @@ Examples:
   make benchmark                                   # full suite, about 10 minutes on 2 cores
   make benchmark ARGS="--profile quick"            # all scenarios, short windows (CI smoke)
   make benchmark ARGS="--scenarios steady,crashed-replica --styles cloud,platform --repeats 3"
+  make benchmark ARGS="--target compose"           # cloud on the real compose stack (Docker engine)
+  make benchmark ARGS="--target compose,k8s"       # cloud on compose, platform + hybrid on the kube context
 """
 
 from __future__ import annotations
@@ -18,8 +20,19 @@ import time
 from pathlib import Path
 
 from services.bench import micro
-from services.bench.orchestrator import STYLES, Options, Runner, build_report, scenario_checks
+from services.bench.orchestrator import (
+    STYLES,
+    TARGET_STYLES,
+    Options,
+    Runner,
+    build_report,
+    plan_targets,
+    scenario_checks,
+)
 from services.bench.progress import LiveProgress
+from services.bench.remote.cluster import check_cluster
+from services.bench.remote.compose import build_image
+from services.bench.remote.shell import TargetError
 from services.bench.report import write_report
 from services.bench.results import Check, check_at_most
 from services.bench.runtime import DataPlaneUnavailable, detect_data_plane, find_leftovers, sweep_stale
@@ -76,8 +89,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--styles",
         type=lambda v: _csv(v, STYLES, "style"),
-        default=list(STYLES),
-        help="comma-separated subset of cloud,platform,hybrid (default: all)",
+        default=None,
+        help="comma-separated subset of cloud,platform,hybrid (default: every style the targets run)",
     )
     parser.add_argument("--rate", type=float, help="requests per second, open loop (default: 200 full, 100 quick)")
     parser.add_argument("--repeats", type=int, help="repeats per scenario and style, styles alternating (default 1)")
@@ -90,9 +103,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--target",
-        choices=["local", "compose", "k8s"],
-        default="local",
-        help="local (processes on loopback + Kubernetes emulation; default), compose or k8s",
+        type=lambda v: _csv(v, list(TARGET_STYLES), "target"),
+        default=["local"],
+        help="where the styles run: local (processes on loopback + Kubernetes emulation; default), compose "
+        "(cloud on docker compose), k8s (platform and hybrid on the current kube context); comma-separate to "
+        "combine, the first listed target that runs a style gets it",
     )
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report root (default: reports/)")
     parser.add_argument("--no-keepalive", action="store_true", help="services open a connection per call")
@@ -106,6 +121,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--repeats must be within 1..20")
     if not 0.2 <= args.duration_scale <= 10:
         parser.error("--duration-scale must be within 0.2..10")
+    plan = plan_targets(args.target, args.styles or STYLES)
+    if args.styles is not None and (missing := [s for s in args.styles if s not in plan]):
+        parser.error(
+            f"--target {','.join(args.target)} runs no {', '.join(missing)}: compose runs cloud, k8s runs "
+            "platform and hybrid, local runs all three"
+        )
+    args.styles = [s for s in (args.styles or STYLES) if s in plan]
+    if not args.styles:
+        parser.error(f"--target {','.join(args.target)} runs none of the requested styles")
+    args.target = ",".join(args.target)
     return args
 
 
@@ -156,7 +181,7 @@ async def service_address_check(runner: Runner, calls: int) -> Check | None:
     )
 
 
-async def run_local(options: Options, micro_result: tuple[list[Check], list[str]]) -> Path:
+async def run_suite(options: Options, micro_result: tuple[list[Check], list[str]]) -> Path:
     progress = LiveProgress(total_runs=len(options.scenarios) * len(options.styles) * options.repeats)
     runner = Runner(options, progress)
     try:
@@ -196,16 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         cgroups=not args.no_cgroups,
         run_id=args.run_id,
     )
-    if options.target != "local":
-        print(
-            f"--target {options.target}: not available yet; use the local target (processes on loopback)",
-            file=sys.stderr,
-        )
-        return 2
+    targets = {options.target_of(style): style for style in options.styles}
     try:
-        detect_data_plane()
+        if any(options.target_of(s) == "local" for s in ("platform", "hybrid") if s in options.styles):
+            detect_data_plane()
+        if "k8s" in targets:
+            print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
+        if "compose" in targets:
+            print("compose target: building the service image from this checkout ...", file=sys.stderr)
+            print(f"compose target: image {build_image()}", file=sys.stderr)
     except DataPlaneUnavailable as exc:
         print(f"benchmark cannot emulate Kubernetes Services here: {exc}", file=sys.stderr)
+        return 2
+    except TargetError as exc:
+        print(f"benchmark cannot use its target: {exc}", file=sys.stderr)
         return 2
     removed = sweep_stale()
     if removed:
@@ -215,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_micro:
             print("measuring the in-code hop overhead ...", file=sys.stderr)
             micro_result = micro_checks(int(profile["micro_calls"]))
-        out_dir = asyncio.run(run_local(options, micro_result))
+        out_dir = asyncio.run(run_suite(options, micro_result))
     except KeyboardInterrupt:
         print("interrupted: every child process stopped and every rule removed", file=sys.stderr)
         return 130

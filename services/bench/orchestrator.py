@@ -22,8 +22,11 @@ from typing import Any
 import aiohttp
 
 from services.bench import analysis
+from services.bench.consul_control import parse_metric
 from services.bench.loadgen import LoadConfig, LoadProcess, LoadProgress
 from services.bench.progress import LiveProgress
+from services.bench.remote.cluster import ClusterStack
+from services.bench.remote.compose import ComposeStack
 from services.bench.results import (
     Check,
     ComponentUsage,
@@ -35,14 +38,20 @@ from services.bench.results import (
     collect_environment,
     generator_check,
 )
-from services.bench.runtime import KubeParams, Supervisor, detect_data_plane
+from services.bench.runtime import KubeParams, Supervisor
 from services.bench.runtime.ids import check_run_id, new_run_id
 from services.bench.scenarios import SCENARIOS, Scenario
-from services.bench.stacks import CloudStack, KubeStack, StyleStack, parse_metric
+from services.bench.stacks import CloudStack, KubeStack, StyleStack
 
 log = logging.getLogger("services.bench")
 
 STYLES = ("cloud", "platform", "hybrid")
+#: Which styles each target can run: compose/ is the cloud style, the chart the platform and hybrid ones.
+TARGET_STYLES: dict[str, tuple[str, ...]] = {
+    "local": STYLES,
+    "compose": ("cloud",),
+    "k8s": ("platform", "hybrid"),
+}
 ADMIN_TOKEN_BYTES = 24
 # Address blocks (127.0.<block>.x) per style, so the three stacks never share an address.
 BLOCKS = {"cloud": 31, "platform": 32, "hybrid": 33}
@@ -52,6 +61,16 @@ VIP_BLOCKS = {"platform": 132, "hybrid": 133}
 def style_run_id(run_id: str, style: str) -> str:
     """Each style's supervisor gets its own id (for its rules, cgroups, children), derived from the run's."""
     return run_id[:5] + style[0].upper()
+
+
+def plan_targets(targets: Sequence[str], styles: Sequence[str]) -> dict[str, str]:
+    """style -> the first of ``targets`` that runs it; styles no listed target runs are left out."""
+    plan: dict[str, str] = {}
+    for style in styles:
+        target = next((t for t in targets if style in TARGET_STYLES[t]), None)
+        if target is not None:
+            plan[style] = target
+    return plan
 
 
 @dataclass
@@ -68,6 +87,9 @@ class Options:
     keepalive: bool = True
     cgroups: bool = True
     run_id: str | None = None
+
+    def target_of(self, style: str) -> str:
+        return plan_targets(self.target.split(","), [style]).get(style, "local")
 
 
 @dataclass
@@ -148,33 +170,52 @@ class Runner:
     # ------------------------------------------------------------------ set-up and teardown
     async def start(self) -> None:
         for style in self.options.styles:
+            target = self.options.target_of(style)
             sup = Supervisor(
                 self.run_dir / style,
                 block=BLOCKS[style],
                 run_id=style_run_id(self.run_id, style),
-                cgroups=self.options.cgroups,
+                cgroups=self.options.cgroups and target == "local",
                 base_env=self._base_env(),
             )
             self.sup[style] = sup
-            stack: StyleStack
-            if style == "cloud":
-                stack = CloudStack(
-                    sup, self.params, self.admin_token, self.options.replicas, self.run_dir, self.options.cgroups
-                )
-            else:
-                stack = KubeStack(
-                    style,
-                    sup,
-                    self.params,
-                    self.admin_token,
-                    self.options.replicas,
-                    self.run_dir,
-                    self.options.cgroups,
-                    vip_block=VIP_BLOCKS[style],
-                )
-            self.stacks[style] = stack
-            log.info("starting %s", style)
-            await stack.start()
+            self.stacks[style] = self._stack(style, target, sup)
+            log.info("starting %s on the %s target", style, target)
+            await self.stacks[style].start()
+
+    def _stack(self, style: str, target: str, sup: Supervisor) -> StyleStack:
+        options = self.options
+        if target == "compose":
+            return ComposeStack(
+                sup,
+                self.params,
+                self.admin_token,
+                options.replicas,
+                style_run_id(self.run_id, style),
+                keepalive=options.keepalive,
+            )
+        if target == "k8s":
+            return ClusterStack(
+                style,
+                sup,
+                self.params,
+                self.admin_token,
+                options.replicas,
+                style_run_id(self.run_id, style),
+                keepalive=options.keepalive,
+            )
+        if style == "cloud":
+            return CloudStack(sup, self.params, self.admin_token, options.replicas, self.run_dir, options.cgroups)
+        return KubeStack(
+            style,
+            sup,
+            self.params,
+            self.admin_token,
+            options.replicas,
+            self.run_dir,
+            options.cgroups,
+            vip_block=VIP_BLOCKS[style],
+        )
 
     def _base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "STYLE", "ADMIN_TOKEN"))}
@@ -319,6 +360,11 @@ class Runner:
             for repeat in range(self.options.repeats):
                 order = self.options.styles if repeat % 2 == 0 else list(reversed(self.options.styles))
                 for style in order:
+                    if not self.stacks[style].supports(scenario.name):
+                        note = f"{scenario.name} not run for {style} on the {self.options.target_of(style)} target"
+                        if note not in self.notes:
+                            self.notes.append(note)
+                        continue
                     run = await self.run_one(scenario, style, repeat)
                     self.runs.append(run)
                     log.info(
@@ -404,29 +450,49 @@ def scenario_checks(runs: Sequence[RunResult], params: KubeParams) -> list[Check
     return checks
 
 
+def target_label(options: Options) -> str:
+    """ "local" when every style ran locally, else which target ran which styles, e.g. "compose (cloud)"."""
+    by_target: dict[str, list[str]] = {}
+    for style in options.styles:
+        by_target.setdefault(options.target_of(style), []).append(style)
+    if set(by_target) == {"local"}:
+        return "local"
+    return "; ".join(f"{target} ({', '.join(styles)})" for target, styles in by_target.items())
+
+
 def environment_for(runner: Runner, extra_notes: Sequence[str] = ()) -> Any:
     stacks = runner.stacks
     cloud = stacks.get("cloud")
-    registry = cloud.describe()["registry"] if cloud is not None else "none (no cloud style run)"
-    kube = next((s for s in stacks.values() if isinstance(s, KubeStack)), None)
-    kube_facts = kube.describe() if kube is not None else {}
-    data_plane = str(kube_facts.get("data_plane", detect_data_plane()))
-    sup = next(iter(runner.sup.values()), None)
+    cloud_facts = cloud.describe() if cloud is not None else {}
+    registry = str(cloud_facts.get("registry", "none (no cloud style run)"))
+    emulated = next((s for s in stacks.values() if isinstance(s, KubeStack)), None)
+    cluster = next((s for s in stacks.values() if isinstance(s, ClusterStack)), None)
+    kube_facts = emulated.describe() if emulated is not None else cluster.describe() if cluster is not None else {}
+    data_plane = str(kube_facts.get("data_plane", "none (no platform or hybrid style run)"))
+    local = [style for style in runner.sup if runner.options.target_of(style) == "local"]
+    sup = runner.sup[local[0]] if local else None
     cgroups = bool(sup and sup.cgroups.enabled and runner.options.cgroups)
-    notes = [
-        f"registry: {'real Consul' if registry == 'consul' else 'the project Consul stand-in (no consul on PATH)'}",
-        f"Kubernetes emulation parameters from {kube_facts.get('params_source', runner.params.source)}",
-        "ConfigMap updates are emulated by replacing the mounted file at once; a real kubelet refreshes "
-        "mounted ConfigMaps only on its sync period plus cache TTL (about a minute)",
-        *runner.notes,
-        *extra_notes,
-    ]
+    limits = [sup.cgroups.describe()] if cgroups and sup else []
+    limits += [str(facts["limits"]) for stack in stacks.values() if "limits" in (facts := stack.describe())]
+    notes = []
+    if cloud is not None:
+        default = "real Consul" if registry == "consul" else "the project Consul stand-in (no consul on PATH)"
+        notes.append(f"registry: {cloud_facts.get('registry_detail') or default}")
+    if emulated is not None:
+        notes += [
+            f"Kubernetes emulation parameters from {kube_facts.get('params_source', runner.params.source)}",
+            "ConfigMap updates are emulated by replacing the mounted file at once; a real kubelet refreshes "
+            "mounted ConfigMaps only on its sync period plus cache TTL (about a minute)",
+        ]
+    for stack in stacks.values():
+        notes += [str(note) for note in stack.describe().get("notes", [])]
+    notes += [*runner.notes, *extra_notes]
     return collect_environment(
-        runner.options.target,
+        target_label(runner.options),
         registry,
         data_plane,
-        cgroups,
-        cgroups_detail=sup.cgroups.describe() if sup else "",
+        cgroups or bool(limits),
+        cgroups_detail="; ".join(limits) if limits else (sup.cgroups.describe() if sup else ""),
         notes=notes,
     )
 

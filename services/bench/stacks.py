@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import yaml
 
+from services.bench.consul_control import ConsulControl, clients_converged, parse_metric
 from services.bench.runtime import KubeCluster, KubeParams, Replica, Supervisor
 from services.bench.runtime.chart import DEFAULT_VALUES
 from services.bench.runtime.kube import Pod
@@ -37,18 +37,6 @@ DEFAULT_REPLICAS = {"gateway": 1, "orders": 2, "inventory": 3}
 _SKIP_ROUTES = ("/health", "/metrics", "/admin", "unmatched")
 
 
-def parse_metric(text: str, name: str, **labels: str) -> float:
-    """Sum of a Prometheus counter/gauge over the series whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name) or line[len(name) : len(name) + 1] not in ("{", " "):
-            continue
-        series, _, value = line.rpartition(" ")
-        if all(f'{key}="{val}"' in series for key, val in labels.items()):
-            total += float(value)
-    return total
-
-
 def served_requests(text: str) -> float:
     """Business requests a replica served (probes, scrapes and admin calls left out)."""
     total = 0.0
@@ -60,6 +48,16 @@ def served_requests(text: str) -> float:
         if not route.startswith(_SKIP_ROUTES):
             total += float(value)
     return total
+
+
+class Instance(Protocol):
+    """What a scenario needs of one replica, wherever it runs: a process, a container or a pod."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def instance_id(self) -> str: ...
 
 
 def chart_tunables(style: str) -> dict[str, Any]:
@@ -97,11 +95,15 @@ class StyleStack(ABC):
     def gateway_url(self) -> str: ...
 
     @abstractmethod
-    def replicas(self, service: str) -> list[Replica]:
+    def replicas(self, service: str) -> Sequence[Instance]:
         """Running replicas of a service, oldest first."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]: ...
+
+    def supports(self, scenario: str) -> bool:
+        """False for a scenario this deployment cannot stage honestly; the report then shows no run for it."""
+        return True
 
     async def _open_session(self) -> aiohttp.ClientSession:
         if self.session is None:
@@ -109,7 +111,7 @@ class StyleStack(ABC):
         return self.session
 
     # -------------------------------------------------------------- observation
-    async def metrics_text(self, replica: Replica) -> str:
+    async def metrics_text(self, replica: Instance) -> str:
         session = await self._open_session()
         async with session.get(replica.url + "/metrics") as response:
             return await response.text()
@@ -149,7 +151,7 @@ class StyleStack(ABC):
         """Instance ids the control plane currently sends traffic to (Consul passing / Service endpoints)."""
 
     # -------------------------------------------------------------- faults through the admin API
-    async def set_faults(self, replica: Replica, faults: Mapping[str, Any]) -> None:
+    async def set_faults(self, replica: Instance, faults: Mapping[str, Any]) -> None:
         session = await self._open_session()
         headers = {"Authorization": f"Bearer {self.admin_token}"}
         async with session.put(replica.url + "/admin/faults", json=dict(faults), headers=headers) as response:
@@ -218,7 +220,7 @@ class StyleStack(ABC):
             view = await self.view(service)
             if len(view) != self.replica_counts[service]:
                 return f"{service}: routable {sorted(view)}, want {self.replica_counts[service]}"
-        for replica in self.replicas("gateway") + self.replicas("orders"):
+        for replica in [*self.replicas("gateway"), *self.replicas("orders")]:
             text = await self.metrics_text(replica)
             if parse_metric(text, "breaker_state") > 0:
                 return f"{replica.instance_id}: a breaker is not closed"
@@ -261,7 +263,7 @@ class CloudStack(StyleStack):
         self.run_dir = run_dir
         self.apply_limits = apply_limits
         self.registry: RegistryHandle | None = None
-        self.paused = False
+        self.consul = ConsulControl(self._open_session)
         self._hung: list[Replica] = []
         self._restarts: set[asyncio.Task[None]] = set()
         self._next_index: dict[str, int] = {}
@@ -298,6 +300,7 @@ class CloudStack(StyleStack):
         address = f"127.0.{self.sup.block}.250"
         self.registry = await asyncio.to_thread(start_registry, address, 0, log_path=self.sup.log_dir / "registry.log")
         self.sup.add_cleanup("registry", self.registry.stop)
+        self.consul.url = f"http://{self.registry.address}"
         log.info("cloud: registry is %s at %s", self.registry.kind, self.registry.address)
         for service in SERVICES:
             for _ in range(self.replica_counts[service]):
@@ -308,7 +311,7 @@ class CloudStack(StyleStack):
     async def close(self) -> None:
         for task in self._restarts:
             task.cancel()
-        if self.registry is not None and self.paused:
+        if self.registry is not None and self.consul.paused:
             self.registry.resume()
         if self.session is not None:
             await self.session.close()
@@ -331,28 +334,11 @@ class CloudStack(StyleStack):
     def describe(self) -> dict[str, Any]:
         return {"registry": self.registry_kind, "registry_address": self.registry.address if self.registry else ""}
 
-    def _consul_url(self) -> str:
-        assert self.registry is not None
-        return f"http://{self.registry.address}"
-
     async def view(self, service: str) -> set[str]:
-        if self.paused:
-            return set()
-        session = await self._open_session()
-        try:
-            async with session.get(f"{self._consul_url()}/v1/health/service/{service}?passing") as response:
-                nodes = await response.json()
-        except (aiohttp.ClientError, TimeoutError):
-            return set()
-        return {node["Service"]["ID"] for node in nodes}
+        return await self.consul.passing(service)
 
     def _clients_converged(self, metrics: str) -> bool:
-        wanted = {"inventory": self.replica_counts["inventory"], "orders": self.replica_counts["orders"]}
-        for upstream, count in wanted.items():
-            known = parse_metric(metrics, "discovery_instances", upstream=upstream)
-            if f'discovery_instances{{upstream="{upstream}"}}' in metrics and known != count:
-                return False
-        return True
+        return clients_converged(metrics, self.replica_counts)
 
     async def crash(self, service: str, index: int) -> str:
         replica = self.replicas(service)[index]
@@ -382,42 +368,29 @@ class CloudStack(StyleStack):
         return self._start(service).instance_id
 
     async def control_plane_down(self) -> None:
-        if self.registry is not None and not self.paused:
+        if self.registry is not None and not self.consul.paused:
             self.registry.pause()
-            self.paused = True
+            self.consul.paused = True
 
     async def control_plane_up(self) -> None:
-        if self.registry is not None and self.paused:
+        if self.registry is not None and self.consul.paused:
             self.registry.resume()
-            self.paused = False
+            self.consul.paused = False
 
     async def set_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
-        session = await self._open_session()
-        url = f"{self._consul_url()}/v1/kv/config/{service}/data"
-        async with session.put(url, data=json.dumps(dict(tunables))) as response:
-            response.raise_for_status()
+        await self.consul.put_config(service, tunables)
         self.tunables_changed = True
 
     async def reset_tunables(self) -> None:
-        session = await self._open_session()
-        for service in SERVICES:
-            async with session.delete(f"{self._consul_url()}/v1/kv/config/{service}/data") as response:
-                response.raise_for_status()
+        await self.consul.delete_config(SERVICES)
         self.tunables_changed = False
-
-    async def _wait_passing(self, service: str, instance_id: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while instance_id not in await self.view(service):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{instance_id} not passing in Consul after {timeout_s:g}s")
-            await asyncio.sleep(0.1)
 
     async def rolling_restart(self, service: str) -> None:
         """What a compose/Nomad-style rollout does: start one new replica, wait until it passes, drain one old."""
         for old in list(self.replicas(service)):
             new = self._start(service)
             await self.sup.wait_ready(new)
-            await self._wait_passing(service, new.instance_id)
+            await self.consul.wait_passing(service, new.instance_id)
             await self.sup.stop(old, grace_s=self.params.termination_grace_s)
             self._retire(old)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import random
 import threading
 import time
@@ -20,6 +21,7 @@ from services.common.lifecycle import Lifecycle
 from services.common.problems import Problem
 
 _EXEMPT_PREFIXES = ("/admin", "/metrics")
+CRASH_EXIT_CODE = 137
 
 
 class Faults(BaseModel):
@@ -117,5 +119,15 @@ def install_faults(app: FastAPI, state: FaultState, admin_token: str) -> None:
     async def clear_faults() -> Faults:
         state.apply(Faults())
         return state.current
+
+    @router.post("/crash", status_code=202)
+    async def crash() -> dict[str, int]:
+        """The process dies at once, no drain, exit code 137 like a SIGKILL: a crash as its restarter sees it.
+
+        Where the benchmark cannot signal the process itself (a pod on a real cluster, whose PID 1 ignores
+        signals sent from inside its namespace), this is how it kills the container.
+        """
+        asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
+        return {"exit_code": CRASH_EXIT_CODE}
 
     app.include_router(router)

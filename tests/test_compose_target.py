@@ -1,0 +1,108 @@
+"""`make benchmark ARGS="--target compose"`: the cloud style measured on the real compose stack.
+
+Needs a Docker engine (skipped with the reason otherwise). The registry is the official Consul image when it
+is present or pullable, else the project's stand-in in a container (compose/offline.override.yml), and the
+report must say which. Only container addresses on the project's own Docker network are contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.bench.orchestrator import style_run_id
+from tests.docker_env import IMAGE, build_image, docker
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+
+SCENARIOS = "steady,crashed-replica,scale-out,config-change"
+
+
+def project_of(run_id: str) -> str:
+    return "cok-bench-" + style_run_id(run_id, "cloud").lower()
+
+
+def project_containers(project: str) -> list[str]:
+    return docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").stdout.split()
+
+
+def bench(out: Path, run_id: str, scenarios: str) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "services.bench", "--target", "compose", "--profile", "quick", "--skip-micro"]
+    argv += ["--scenarios", scenarios, "--out", str(out), "--run-id", run_id]
+    env = {**os.environ, "SERVICE_IMAGE": IMAGE}
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def compose_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    build_image()
+    out = tmp_path_factory.mktemp("compose-reports")
+    run_id = "C" + os.urandom(3).hex().upper()[:5]
+    process = bench(out, run_id, SCENARIOS)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-4000:]
+    assert project_containers(project_of(run_id)) == [], "the compose project outlived the benchmark"
+    doc: dict[str, Any] = json.loads((out / "latest" / "report.json").read_text())
+    doc["stderr"] = stderr
+    return doc
+
+
+def test_report_names_the_compose_target_and_its_registry(compose_report: dict[str, Any]) -> None:
+    assert compose_report["target"] == "compose (cloud)"
+    assert compose_report["styles"] == ["cloud"]
+    assert set(compose_report["scenarios"]) == set(SCENARIOS.split(","))
+    offline = "Consul is the project's stand-in" in compose_report["stderr"]
+    assert compose_report["registry"] == ("stand-in" if offline else "consul")
+    notes = " ".join(compose_report["environment"]["notes"])
+    assert "docker compose" in notes and ("stand-in in a container" in notes) == offline
+
+
+def test_a_killed_container_is_restarted_by_docker_and_rejoins_consul(compose_report: dict[str, Any]) -> None:
+    crashed = compose_report["scenarios"]["crashed-replica"]["cloud"]
+    assert crashed["requests"] > 0 and crashed["valid"], crashed["invalid_reasons"]
+    extra = crashed["extra"]
+    assert extra["removed_s"] is not None, "Consul never stopped passing the killed container"
+    assert extra["back_s"] is not None and extra["back_s"] > extra["removed_s"], extra
+    # Retries on another instance hide the crash from callers, as on the local target.
+    assert crashed["error_rate"] <= 0.01, crashed["errors_by_class"]
+
+
+def test_a_scaled_out_container_gets_traffic(compose_report: dict[str, Any]) -> None:
+    scale = compose_report["scenarios"]["scale-out"]["cloud"]
+    assert scale["extra"]["routable_s"] is not None
+    shares = scale["replica_share"]["inventory"]
+    assert len(shares) == 4 and min(shares.values()) > 0, shares
+
+
+def test_a_consul_kv_change_reaches_every_caller(compose_report: dict[str, Any]) -> None:
+    applied = compose_report["scenarios"]["config-change"]["cloud"]["extra"]["config_applied_s"]
+    assert applied is not None and applied < 2.0
+
+
+def test_interrupted_compose_benchmark_removes_its_project(tmp_path: Path) -> None:
+    build_image()
+    run_id = "I" + os.urandom(3).hex().upper()[:5]
+    project = project_of(run_id)
+    process = bench(tmp_path, run_id, "hung-replica")
+    load_dir = tmp_path / "runs" / run_id / "load"
+    deadline = time.monotonic() + 240
+    # Interrupt mid-run, once the generator has started: one container may be paused by then.
+    while not (load_dir.is_dir() and any(load_dir.iterdir())):
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the benchmark did not start a run within 240 s"
+        time.sleep(0.2)
+    assert project_containers(project), "no containers of the project while it ran"
+    time.sleep(2.5)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    assert project_containers(project) == []
+    networks = docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}").stdout
+    assert networks.split() == []
