@@ -50,20 +50,26 @@ build_wheelhouse() {
     # Every manylinux tag the image's glibc (2.36, Debian bookworm) accepts; pip does not expand them itself.
     plat=(--platform "manylinux2014_$arch")
     for minor in $(seq 17 36); do plat+=(--platform "manylinux_2_${minor}_$arch"); done
-    rm -rf "$wheels" && mkdir -p "$wheels"
+    project="$COK_ROOT/build/project"
+    rm -rf "$wheels" "$project" && mkdir -p "$wheels" "$project"
     # A fixed timestamp makes the project's wheel byte-identical when the code is, so Docker's cache holds.
-    SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --no-deps -w "$wheels" "$COK_ROOT" >/dev/null 2>&1 || return 1
+    SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --no-deps -w "$project" "$COK_ROOT" >/dev/null 2>&1 || return 1
     rm -rf "$COK_ROOT/build/lib" "$COK_ROOT"/build/bdist.* # setuptools' in-tree leftovers
+    # Dependencies only in build/wheels (their layer survives code changes), the project in build/project.
     "$py" -m pip download -q --only-binary=:all: "${plat[@]}" --python-version 3.11 \
-        --implementation cp --abi cp311 -d "$wheels" "$wheels"/cloud_or_k8s-*.whl >/dev/null 2>&1 || return 1
-    echo "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels for linux/$arch in build/wheels" >&2
+        --implementation cp --abi cp311 -d "$wheels" "$project"/cloud_or_k8s-*.whl >/dev/null 2>&1 || return 1
+    rm -f "$wheels"/cloud_or_k8s-*.whl
+    echo "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) dependency wheels for linux/$arch in build/wheels" >&2
 }
 
 BASE="$(pick_base)"
 if [ "${WHEELHOUSE:-1}" != 0 ]; then
-    build_wheelhouse || { rm -rf "$COK_ROOT/build/wheels"; echo "note: wheelhouse unavailable; building from PyPI" >&2; }
+    build_wheelhouse || {
+        rm -rf "$COK_ROOT/build/wheels" "$COK_ROOT/build/project"
+        echo "note: wheelhouse unavailable; building from PyPI" >&2
+    }
 else
-    rm -rf "$COK_ROOT/build/wheels"
+    rm -rf "$COK_ROOT/build/wheels" "$COK_ROOT/build/project"
 fi
 
 VERSION="$(sed -nE 's/^version = "([^"]+)"/\1/p' pyproject.toml | head -n1)"

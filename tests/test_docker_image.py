@@ -84,7 +84,7 @@ def test_image_is_small_non_root_and_without_build_tools(image: str) -> None:
     (config,) = json.loads(docker("image", "inspect", image).stdout)
     assert config["Config"]["User"] == "10001:10001"
     assert config["Config"]["Entrypoint"] == ["python", "-m", "services"]
-    assert config["Config"]["Healthcheck"]["Test"][0] == "CMD"
+    assert config["Config"]["Healthcheck"]["Test"] == ["CMD", "healthcheck"]
     assert config["Config"]["Labels"]["org.opencontainers.image.base.name"] == OFFLINE_BASE
     assert {
         "org.opencontainers.image.title",
@@ -129,6 +129,18 @@ def test_order_through_gateway_orders_inventory_containers(image: str, network: 
     assert headers.get("x-instance-id", headers.get("X-Instance-Id", "")).startswith("gateway-")
     again = http("POST", f"{base}/api/orders", body, key="docker-test-0001")
     assert json.loads(again[2])["order_id"] == order["order_id"]
+
+    # Docker's own healthcheck (the image's bash script) sees the replica healthy, and a wrong path unhealthy.
+    health = "{{.State.Health.Status}}"
+    deadline = time.monotonic() + 30
+    while docker("inspect", "-f", health, f"{network}-inventory").stdout.strip() != "healthy":
+        assert time.monotonic() < deadline, docker(
+            "inspect", "-f", "{{json .State.Health}}", f"{network}-inventory"
+        ).stdout
+        time.sleep(0.5)
+    assert docker("exec", f"{network}-inventory", "healthcheck", check=False).returncode == 0
+    assert docker("exec", f"{network}-inventory", "healthcheck", "8000", "/nope", check=False).returncode == 1
+    assert docker("exec", f"{network}-inventory", "healthcheck", "8001", check=False).returncode == 1
 
     # SIGTERM to PID 1 drains and exits cleanly, well before Docker's SIGKILL.
     started = time.monotonic()

@@ -17,22 +17,26 @@ def reference() -> dict[str, Any]:
 
 
 def test_docs_match_the_reference_report() -> None:
-    doc = reference()
+    references = docs.load_references()
     for path in docs.targets():
         text = path.read_text()
-        assert docs.render(text, doc) == text, f"{path.name} differs from docs/reference/report.json; run make docs"
+        assert docs.render(text, references) == text, f"{path.name} differs from docs/reference/; run make docs"
 
 
 def test_every_marker_resolves_and_every_plot_exists() -> None:
-    doc = reference()
-    inline = re.compile(r"<!-- m:([^|>]+?)(?:\|[a-z%]+)? -->")
+    references = docs.load_references()
+    inline = re.compile(r"<!-- m:(?:([a-z]+):)?([^|>:]+?)(?:\|[a-z%]+)? -->")
     for path in docs.targets():
         text = path.read_text()
-        for marker in inline.findall(text):
-            docs.lookup(doc, marker.strip())
+        for ref, marker in inline.findall(text):
+            docs.lookup(references[ref or "local"], marker.strip())
         for image in re.findall(r"\]\((reference/[^)]+\.png)\)", text):
             assert (docs.DOCS / image).is_file(), image
-    assert doc["schema"] == 1 and set(doc["styles"]) == {"cloud", "platform", "hybrid"}
+    local = references["local"]
+    assert local["schema"] == 1 and set(local["styles"]) == {"cloud", "platform", "hybrid"}
+    assert local["target"] == "local"
+    if "compose" in references:
+        assert references["compose"]["target"] == "compose (cloud)" and references["compose"]["styles"] == ["cloud"]
 
 
 def test_render_rewrites_only_between_markers() -> None:
@@ -48,9 +52,17 @@ def test_render_rewrites_only_between_markers() -> None:
         "<!-- m:checks.generator.measured -->old<!-- /m -->\n"
         "<!-- measured:checks -->\nstale\n<!-- /measured -->\nuntouched\n"
     )
-    out = docs.render(text, doc)
-    assert "8.9 ms" in out and "123 ms" in out and "0 %" in out and "0.001" in out
+    compose = {"scenarios": {"steady": {"cloud": {"p99_ms": 31.0, "error_rate": 0.5}}}}
+    text += "compose <!-- m:compose:scenarios.steady.cloud.p99_ms|ms -->old<!-- /m -->\n"
+    out = docs.render(text, {"local": doc, "compose": compose})
+    assert (
+        "8.9 ms" in out
+        and "123 ms" in out
+        and "0 %" in out
+        and "0.001" in out
+        and "cloud.p99_ms|ms -->31.0 ms<!--" in out
+    )
     assert "stale" not in out and "| generator rate within target | <= 0.02 | 0.001 | yes |" in out
-    assert out.endswith("untouched\n") and docs.render(out, doc) == out
+    assert out.endswith("\n") and docs.render(out, {"local": doc, "compose": compose}) == out
     with pytest.raises(KeyError):
-        docs.render("<!-- measured:nonsense -->\n<!-- /measured -->", doc)
+        docs.render("<!-- measured:nonsense -->\n<!-- /measured -->", {"local": doc})

@@ -4,11 +4,14 @@ Markdown files carry two kinds of markers, and everything between them is rewrit
 
 - blocks: ``<!-- measured:NAME -->`` ... ``<!-- /measured -->`` with NAME one of ``BLOCKS``;
 - inline values: ``<!-- m:PATH[|FORMAT] -->`` ... ``<!-- /m -->`` where PATH walks report.json
-  (``scenarios.crashed-replica.cloud.error_rate``) and FORMAT is one of ``FORMATS``.
+  (``scenarios.crashed-replica.cloud.error_rate``) and FORMAT is one of ``FORMATS``; ``compose:PATH`` reads
+  the compose-target reference instead.
 
-`python -m services.bench.docs` re-renders from the committed reference report (docs/reference/report.json);
-`--adopt reports/latest` first copies a new report (and its plots) in as the reference. `--check` only
-compares, for the test that fails when docs and reference disagree.
+`python -m services.bench.docs` re-renders from the committed reference reports: docs/reference/report.json
+(the local target, all styles) and docs/reference/compose/report.json (`--target compose`, the cloud style on
+the real compose stack). `--adopt reports/latest` first copies a new report (and its plots) in as the
+reference its target belongs to. `--check` only compares, for the test that fails when docs and reference
+disagree.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
+#: reference name -> directory; "local" is the default one every marker without a prefix reads.
+REFERENCES = {"local": REFERENCE, "compose": REFERENCE / "compose"}
 DOC_FILES = ("comparison.md", "benchmark.md")
 README = ROOT / "README.md"
 
 _BLOCK = re.compile(r"(<!-- measured:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)", re.S)
-_INLINE = re.compile(r"(<!-- m:(?P<path>[^|>]+?)(?:\|(?P<fmt>[a-z%]+))? -->)(?P<body>.*?)(<!-- /m -->)")
+_INLINE = re.compile(
+    r"(<!-- m:(?:(?P<ref>[a-z]+):)?(?P<path>[^|>:]+?)(?:\|(?P<fmt>[a-z%]+))? -->)(?P<body>.*?)(<!-- /m -->)"
+)
 
 
 def _ms(value: Any) -> str:
@@ -157,6 +164,38 @@ def block_checks(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def block_compose_vs_local(docs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The cloud style measured twice: processes on loopback (local) and the real compose stack."""
+    local, compose = docs["local"], docs["compose"]
+    lines = [
+        "| cloud style | local: errors / p99 / recovered | compose: errors / p99 / recovered |",
+        "|---|---|---|",
+    ]
+    for name in compose["scenarios"]:
+        cells = []
+        for doc in (local, compose):
+            e = doc["scenarios"].get(name, {}).get("cloud")
+            if e is None or not e.get("valid", True):
+                cells.append("-" if e is None else "invalid run")
+                continue
+            recovered = _secs(e.get("recovery_s")) if e.get("fault") else "-"
+            cells.append(f"{_pct(e['error_rate'])} / {_ms(e['p99_ms'])} / {recovered}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for scenario, key, label in (
+        ("crashed-replica", "removed_s", "crashed replica out of Consul"),
+        ("crashed-replica", "back_s", "crashed replica back in Consul"),
+        ("hung-replica", "removed_s", "hung replica out of Consul"),
+        ("scale-out", "routable_s", "new replica routable"),
+        ("config-change", "config_applied_s", "KV change applied everywhere"),
+    ):
+        cells = [
+            _secs(doc["scenarios"].get(scenario, {}).get("cloud", {}).get("extra", {}).get(key))
+            for doc in (local, compose)
+        ]
+        lines.append(f"| {label} ({scenario}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "environment": block_environment,
     "results": block_results,
@@ -164,34 +203,56 @@ BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "shares": block_shares,
     "checks": block_checks,
 }
+#: Blocks that compare reference reports, given every reference by name.
+MULTI_BLOCKS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], str]] = {
+    "compose-vs-local": block_compose_vs_local,
+}
 
 
-def render(text: str, doc: Mapping[str, Any]) -> str:
+def render(text: str, docs: Mapping[str, Mapping[str, Any]]) -> str:
     def block(match: re.Match[str]) -> str:
         name = match.group("name")
+        if name in MULTI_BLOCKS:
+            return match.group(1) + MULTI_BLOCKS[name](docs) + match.group(4)
         if name not in BLOCKS:
             raise KeyError(f"unknown measured block {name!r}")
-        return match.group(1) + BLOCKS[name](doc) + match.group(4)
+        return match.group(1) + BLOCKS[name](docs["local"]) + match.group(4)
 
     def inline(match: re.Match[str]) -> str:
         fmt = FORMATS[match.group("fmt") or "num"]
-        return match.group(1) + fmt(lookup(doc, match.group("path").strip())) + match.group(5)
+        doc = docs[match.group("ref") or "local"]
+        return match.group(1) + fmt(lookup(doc, match.group("path").strip())) + match.group(6)
 
     return _INLINE.sub(inline, _BLOCK.sub(block, text))
+
+
+def load_references() -> dict[str, Mapping[str, Any]]:
+    return {
+        name: json.loads((folder / "report.json").read_text())
+        for name, folder in REFERENCES.items()
+        if (folder / "report.json").is_file()
+    }
 
 
 def targets() -> list[Path]:
     return [DOCS / name for name in DOC_FILES if (DOCS / name).exists()] + [README]
 
 
-def adopt(report_dir: Path) -> None:
-    """Make a benchmark report the docs' reference: report.json plus its plots."""
-    REFERENCE.mkdir(parents=True, exist_ok=True)
-    for old in REFERENCE.glob("*.png"):
+def reference_for(report: Mapping[str, Any]) -> Path:
+    """The local target's report is the main reference; a cloud-only compose report is the compose one."""
+    return REFERENCES["compose"] if str(report.get("target", "")).startswith("compose") else REFERENCES["local"]
+
+
+def adopt(report_dir: Path) -> Path:
+    """Make a benchmark report the docs' reference for its target: report.json plus its plots."""
+    folder = reference_for(json.loads((report_dir / "report.json").read_text()))
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
         old.unlink()
-    shutil.copy2(report_dir / "report.json", REFERENCE / "report.json")
+    shutil.copy2(report_dir / "report.json", folder / "report.json")
     for png in report_dir.glob("*.png"):
-        shutil.copy2(png, REFERENCE / png.name)
+        shutil.copy2(png, folder / png.name)
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,12 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.adopt is not None:
         if not (args.adopt / "report.json").is_file():
             parser.error(f"no report.json in {args.adopt}")
-        adopt(args.adopt)
-    doc = json.loads((REFERENCE / "report.json").read_text())
+        print(f"adopted {args.adopt} as {adopt(args.adopt).relative_to(ROOT)}")
+    docs = load_references()
     stale = []
     for path in targets():
         text = path.read_text()
-        fresh = render(text, doc)
+        fresh = render(text, docs)
         if fresh != text:
             stale.append(path)
             if not args.check:

@@ -244,7 +244,7 @@ class ClusterStack(StyleStack):
             match = _FORWARDING.search(await asyncio.to_thread(proc.log_path.read_text, errors="replace"))
             if match:
                 return proc, int(match.group(1))
-            if not proc.running:
+            if self.sup.poll(proc) is not None:
                 break
             await asyncio.sleep(0.1)
         raise TargetError(f"kubectl port-forward {target} did not start (log {proc.log_path})")
@@ -259,7 +259,7 @@ class ClusterStack(StyleStack):
         refreshed = []
         for pod in pods:
             entry = self._forwards.get(pod.name)
-            if entry is None or not entry[0].running:
+            if entry is None or self.sup.poll(entry[0]) is not None:  # a tunnel may drop; open a new one
                 entry = await self._forward(f"pod/{pod.name}")
                 self._forwards[pod.name] = entry
             refreshed.append(PodRef(pod.name, pod.service, pod.ready, pod.created, entry[1]))
