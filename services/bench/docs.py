@@ -276,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check and stale:
         print("docs differ from docs/reference/report.json: " + ", ".join(str(p.relative_to(ROOT)) for p in stale))
         return 1
-    print(("checked" if args.check else "rendered") + f" {len(targets())} files from {REFERENCE / 'report.json'}")
+    sources = ", ".join(str((REFERENCES[name] / "report.json").relative_to(ROOT)) for name in docs)
+    print(("checked" if args.check else "rendered") + f" {len(targets())} files from {sources}")
     return 0
 
 
