@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from services.bench.orchestrator import style_run_id
+from services.bench.remote.compose import OWNER_LABEL, sweep_stale_projects
 from tests.docker_env import IMAGE, build_image, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
@@ -106,3 +107,25 @@ def test_interrupted_compose_benchmark_removes_its_project(tmp_path: Path) -> No
     assert project_containers(project) == []
     networks = docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}").stdout
     assert networks.split() == []
+
+
+def test_next_run_removes_the_project_of_a_killed_benchmark() -> None:
+    image = build_image()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs: the owner of the stale project
+    projects = {"cok-bench-stale1": dead.pid, "cok-bench-alive1": os.getpid()}
+    try:
+        for project, owner in projects.items():
+            labels = ["--label", f"com.docker.compose.project={project}", "--label", f"{OWNER_LABEL}={owner}"]
+            docker("network", "create", *labels, f"{project}_default")
+            docker("run", "-d", "--network", f"{project}_default", *labels, image, "inventory")
+        assert sweep_stale_projects() == ["cok-bench-stale1"]
+        assert project_containers("cok-bench-stale1") == []
+        assert docker("network", "ls", "-q", "--filter", "name=cok-bench-stale1_default").stdout.split() == []
+        assert len(project_containers("cok-bench-alive1")) == 1, "a running benchmark's project must be kept"
+    finally:
+        for project in projects:
+            ids = project_containers(project)
+            if ids:
+                docker("rm", "-f", *ids, check=False)
+            docker("network", "rm", f"{project}_default", check=False)

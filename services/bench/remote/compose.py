@@ -138,7 +138,7 @@ def _visible_from_here(pid: int) -> bool:
     return pid > 0 and Path(f"/proc/{pid}").exists()
 
 
-def sweep_stale_projects(compose: Sequence[str]) -> list[str]:
+def sweep_stale_projects() -> list[str]:
     """`down` every benchmark project whose owning benchmark process is gone (it was itself killed)."""
     fmt = '{{.Label "com.docker.compose.project"}} {{.Label "' + OWNER_LABEL + '"}}'
     try:
@@ -159,8 +159,29 @@ def sweep_stale_projects(compose: Sequence[str]) -> list[str]:
         }
     )
     for project in stale:
-        run_sync([*compose, "-p", project, "down", "-v", "--remove-orphans", "-t", "2"], timeout_s=120)
+        remove_project(project)
     return stale
+
+
+def remove_project(project: str) -> None:
+    """What `compose down -v` removes, found by Compose's own labels (no compose file needed)."""
+    label = f"label=com.docker.compose.project={project}"
+    for kind, listing in (
+        ("container", ["ps", "-aq"]),
+        ("network", ["network", "ls", "-q"]),
+        ("volume", ["volume", "ls", "-q"]),
+    ):
+        try:
+            ids = subprocess.run(
+                ["docker", *listing, "--filter", label], capture_output=True, text=True, timeout=30, check=False
+            ).stdout.split()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if ids:
+            run_sync(
+                ["docker", kind, "rm", "-f", *ids] if kind != "network" else ["docker", "network", "rm", *ids],
+                timeout_s=120,
+            )
 
 
 class ComposeStack(StyleStack):
@@ -239,7 +260,7 @@ class ComposeStack(StyleStack):
             self.offline = True
             self.files.insert(1, COMPOSE_DIR / "offline.override.yml")
             log.warning("compose: %s not available; Consul is the project's stand-in", ", ".join(official))
-        removed = sweep_stale_projects(self.compose)
+        removed = await asyncio.to_thread(sweep_stale_projects)
         if removed:
             log.warning("compose: removed projects of earlier interrupted runs: %s", ", ".join(removed))
 
