@@ -35,6 +35,15 @@ def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.0
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
+def wait_for_first_run(process: subprocess.Popen[str], load_dir: Path, timeout_s: float) -> None:
+    """Until a benchmark's first load generator has started (its output folder has a file), or fail."""
+    deadline = time.monotonic() + timeout_s
+    while not (load_dir.is_dir() and any(load_dir.iterdir())):
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, f"the benchmark did not start a run within {timeout_s:g} s"
+        time.sleep(0.1)
+
+
 @dataclass
 class Replica:
     service: str

@@ -19,6 +19,7 @@ from services.bench.orchestrator import STYLES, style_run_id
 from services.bench.runtime import find_leftovers
 from services.bench.runtime.chart import KubeParams
 from services.bench.scenarios import SCENARIOS
+from tests.stack import wait_for_first_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Kubernetes emulation needs root for iptables here")
 
@@ -104,13 +105,8 @@ def test_interrupted_benchmark_leaves_nothing_behind(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    load_dir = tmp_path / "runs" / run_id / "load"
-    deadline = time.monotonic() + 120
     # Interrupt mid-run: once the generator of the first run has started (a replica may be SIGSTOPped).
-    while not (load_dir.is_dir() and any(load_dir.iterdir())):
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "the benchmark did not start a run within 120 s"
-        time.sleep(0.1)
+    wait_for_first_run(process, tmp_path / "runs" / run_id / "load", timeout_s=120)
     time.sleep(2.5)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130

@@ -21,6 +21,7 @@ import pytest
 from services.bench.orchestrator import style_run_id
 from services.bench.remote.compose import OWNER_LABEL, sweep_stale_projects
 from tests.docker_env import IMAGE, build_image, docker
+from tests.stack import wait_for_first_run
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -93,13 +94,8 @@ def test_interrupted_compose_benchmark_removes_its_project(tmp_path: Path) -> No
     run_id = "I" + os.urandom(3).hex().upper()[:5]
     project = project_of(run_id)
     process = bench(tmp_path, run_id, "hung-replica")
-    load_dir = tmp_path / "runs" / run_id / "load"
-    deadline = time.monotonic() + 240
     # Interrupt mid-run, once the generator has started: one container may be paused by then.
-    while not (load_dir.is_dir() and any(load_dir.iterdir())):
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "the benchmark did not start a run within 240 s"
-        time.sleep(0.2)
+    wait_for_first_run(process, tmp_path / "runs" / run_id / "load", timeout_s=240)
     assert project_containers(project), "no containers of the project while it ran"
     time.sleep(2.5)
     process.send_signal(signal.SIGINT)

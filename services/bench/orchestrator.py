@@ -185,24 +185,11 @@ class Runner:
 
     def _stack(self, style: str, target: str, sup: Supervisor) -> StyleStack:
         options = self.options
-        if target == "compose":
-            return ComposeStack(
-                sup,
-                self.params,
-                self.admin_token,
-                options.replicas,
-                style_run_id(self.run_id, style),
-                keepalive=options.keepalive,
-            )
-        if target == "k8s":
-            return ClusterStack(
-                style,
-                sup,
-                self.params,
-                self.admin_token,
-                options.replicas,
-                style_run_id(self.run_id, style),
-                keepalive=options.keepalive,
+        deployed = {"compose": ComposeStack, "k8s": ClusterStack}.get(target)
+        if deployed is not None:
+            run_id = style_run_id(self.run_id, style)
+            return deployed(
+                style, sup, self.params, self.admin_token, options.replicas, run_id, keepalive=options.keepalive
             )
         if style == "cloud":
             return CloudStack(sup, self.params, self.admin_token, options.replicas, self.run_dir, options.cgroups)

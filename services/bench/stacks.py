@@ -111,6 +111,10 @@ class StyleStack(ABC):
         return self.session
 
     # -------------------------------------------------------------- observation
+    async def refresh(self) -> None:
+        """Re-read which replicas exist, where the deployment keeps that elsewhere (containers, pods)."""
+        return None
+
     async def metrics_text(self, replica: Instance) -> str:
         session = await self._open_session()
         async with session.get(replica.url + "/metrics") as response:
@@ -118,6 +122,7 @@ class StyleStack(ABC):
 
     async def counters(self) -> dict[str, dict[str, float]]:
         """service -> instance -> business requests served so far (unreachable replicas are left out)."""
+        await self.refresh()
         out: dict[str, dict[str, float]] = {}
         for service in SERVICES:
             per_instance: dict[str, float] = {}
@@ -216,6 +221,7 @@ class StyleStack(ABC):
 
     async def _unsteady(self) -> str | None:
         """Why the stack is not back to its steady state yet, or None."""
+        await self.refresh()
         for service in SERVICES:
             view = await self.view(service)
             if len(view) != self.replica_counts[service]:
@@ -246,7 +252,45 @@ class StyleStack(ABC):
         await asyncio.sleep(0.2)
 
 
-class CloudStack(StyleStack):
+class ConsulStack(StyleStack):
+    """The cloud style wherever it runs: Consul is the control plane, KV the config, freezing it the outage."""
+
+    def __init__(self, supervisor: Supervisor, admin_token: str, replicas: Mapping[str, int]) -> None:
+        super().__init__("cloud", supervisor, admin_token, replicas)
+        self.consul = ConsulControl(self._open_session)
+
+    @abstractmethod
+    async def _freeze_registry(self) -> None: ...
+
+    @abstractmethod
+    async def _thaw_registry(self) -> None: ...
+
+    async def view(self, service: str) -> set[str]:
+        return await self.consul.passing(service)
+
+    def _clients_converged(self, metrics: str) -> bool:
+        return clients_converged(metrics, self.replica_counts)
+
+    async def control_plane_down(self) -> None:
+        if not self.consul.paused:
+            await self._freeze_registry()
+            self.consul.paused = True
+
+    async def control_plane_up(self) -> None:
+        if self.consul.paused:
+            await self._thaw_registry()
+            self.consul.paused = False
+
+    async def set_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
+        await self.consul.put_config(service, tunables)
+        self.tunables_changed = True
+
+    async def reset_tunables(self) -> None:
+        await self.consul.delete_config(SERVICES)
+        self.tunables_changed = False
+
+
+class CloudStack(ConsulStack):
     """Spring Cloud style: Consul registry, replicas register themselves; a restart policy like compose's."""
 
     def __init__(
@@ -258,12 +302,11 @@ class CloudStack(StyleStack):
         run_dir: Path,
         apply_limits: bool,
     ) -> None:
-        super().__init__("cloud", supervisor, admin_token, replicas)
+        super().__init__(supervisor, admin_token, replicas)
         self.params = params
         self.run_dir = run_dir
         self.apply_limits = apply_limits
         self.registry: RegistryHandle | None = None
-        self.consul = ConsulControl(self._open_session)
         self._hung: list[Replica] = []
         self._restarts: set[asyncio.Task[None]] = set()
         self._next_index: dict[str, int] = {}
@@ -334,12 +377,6 @@ class CloudStack(StyleStack):
     def describe(self) -> dict[str, Any]:
         return {"registry": self.registry_kind, "registry_address": self.registry.address if self.registry else ""}
 
-    async def view(self, service: str) -> set[str]:
-        return await self.consul.passing(service)
-
-    def _clients_converged(self, metrics: str) -> bool:
-        return clients_converged(metrics, self.replica_counts)
-
     async def crash(self, service: str, index: int) -> str:
         replica = self.replicas(service)[index]
         self.sup.kill(replica)
@@ -367,23 +404,13 @@ class CloudStack(StyleStack):
     async def scale_out(self, service: str) -> str:
         return self._start(service).instance_id
 
-    async def control_plane_down(self) -> None:
-        if self.registry is not None and not self.consul.paused:
+    async def _freeze_registry(self) -> None:
+        if self.registry is not None:
             self.registry.pause()
-            self.consul.paused = True
 
-    async def control_plane_up(self) -> None:
-        if self.registry is not None and self.consul.paused:
+    async def _thaw_registry(self) -> None:
+        if self.registry is not None:
             self.registry.resume()
-            self.consul.paused = False
-
-    async def set_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
-        await self.consul.put_config(service, tunables)
-        self.tunables_changed = True
-
-    async def reset_tunables(self) -> None:
-        await self.consul.delete_config(SERVICES)
-        self.tunables_changed = False
 
     async def rolling_restart(self, service: str) -> None:
         """What a compose/Nomad-style rollout does: start one new replica, wait until it passes, drain one old."""

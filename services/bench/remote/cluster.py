@@ -249,7 +249,10 @@ class ClusterStack(StyleStack):
             await asyncio.sleep(0.1)
         raise TargetError(f"kubectl port-forward {target} did not start (log {proc.log_path})")
 
-    async def refresh(self) -> list[PodRef]:
+    async def refresh(self) -> None:
+        await self._list()
+
+    async def _list(self) -> list[PodRef]:
         listing = await run(self._kubectl("get", "pods", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "json"))
         pods = parse_pods(json.loads(listing))
         alive = {p.name for p in pods}
@@ -303,14 +306,6 @@ class ClusterStack(StyleStack):
         self._read_watch()
         return self._stream.ready(f"{RELEASE}-{service}")
 
-    async def counters(self) -> dict[str, dict[str, float]]:
-        await self.refresh()
-        return await super().counters()
-
-    async def _unsteady(self) -> str | None:
-        await self.refresh()
-        return await super()._unsteady()
-
     # ------------------------------------------------------------------ faults
     async def crash(self, service: str, index: int) -> str:
         pod = self.replicas(service)[index]
@@ -343,7 +338,7 @@ class ClusterStack(StyleStack):
         before = {p.name for p in self.replicas(service)}
         await self._scale(service, len(before) + 1)
         for _ in range(300):  # the ReplicaSet creates the pod within a second or two; bounded at ~30 s
-            new = [p for p in await self.refresh() if p.service == service and p.name not in before]
+            new = [p for p in await self._list() if p.service == service and p.name not in before]
             if new:
                 return new[0].name
             await asyncio.sleep(0.1)
@@ -377,7 +372,7 @@ class ClusterStack(StyleStack):
         for service in SERVICES:
             await self._scale(service, self.replica_counts[service])
         for _ in range(600):  # bounded at ~2 min: every pod back, ready, and tunnelled
-            pods = await self.refresh()
+            pods = await self._list()
             if all(
                 len([p for p in pods if p.service == s and p.ready]) == self.replica_counts[s]
                 and len([p for p in pods if p.service == s]) == self.replica_counts[s]

@@ -25,11 +25,10 @@ from typing import Any
 
 import aiohttp
 
-from services.bench.consul_control import ConsulControl, clients_converged
 from services.bench.remote.shell import TargetError, run, run_sync
 from services.bench.runtime import KubeParams, Supervisor
 from services.bench.runtime.usage import ProcessUsage, read_proc_usage
-from services.bench.stacks import SERVICES, StyleStack
+from services.bench.stacks import SERVICES, ConsulStack
 
 log = logging.getLogger("services.bench.compose")
 
@@ -184,11 +183,12 @@ def remove_project(project: str) -> None:
             )
 
 
-class ComposeStack(StyleStack):
+class ComposeStack(ConsulStack):
     """The cloud style on docker compose: Consul (or the stand-in) in a container, replicas as containers."""
 
     def __init__(
         self,
+        style: str,
         supervisor: Supervisor,
         params: KubeParams,
         admin_token: str,
@@ -197,11 +197,12 @@ class ComposeStack(StyleStack):
         *,
         keepalive: bool = True,
     ) -> None:
-        super().__init__("cloud", supervisor, admin_token, replicas)
+        if style != "cloud":
+            raise ValueError(f"compose/ packages the cloud style, not {style}")
+        super().__init__(supervisor, admin_token, replicas)
         self.params = params
         self.keepalive = keepalive
         self.project = PROJECT_PREFIX + run_id.lower()
-        self.consul = ConsulControl(self._open_session)
         self.compose: list[str] = []
         self.compose_version = ""
         self.files = [COMPOSE_DIR / "docker-compose.yml", COMPOSE_DIR / "bench.override.yml"]
@@ -237,7 +238,10 @@ class ComposeStack(StyleStack):
     def _scale_args(self, counts: Mapping[str, int]) -> list[str]:
         return [part for s in SERVICES for part in ("--scale", f"{s}={counts[s]}")]
 
-    async def refresh(self) -> list[Container]:
+    async def refresh(self) -> None:
+        await self._list()
+
+    async def _list(self) -> list[Container]:
         listing = await run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"])
         ids = listing.split()
         self._containers = parse_inspect(json.loads(await run(["docker", "inspect", *ids]))) if ids else []
@@ -357,10 +361,6 @@ class ComposeStack(StyleStack):
         }
 
     # ------------------------------------------------------------------ observation
-    async def counters(self) -> dict[str, dict[str, float]]:
-        await self.refresh()
-        return await super().counters()
-
     def usage(self) -> dict[str, ProcessUsage]:
         """The containers' main processes, read from the host's /proc (their CPU restarts with the container)."""
         out: dict[str, ProcessUsage] = {}
@@ -372,16 +372,6 @@ class ComposeStack(StyleStack):
                 previous = out.get(container.service)
                 out[container.service] = previous.merge(usage) if previous else usage
         return out
-
-    async def view(self, service: str) -> set[str]:
-        return await self.consul.passing(service)
-
-    async def _unsteady(self) -> str | None:
-        await self.refresh()
-        return await super()._unsteady()
-
-    def _clients_converged(self, metrics: str) -> bool:
-        return clients_converged(metrics, self.replica_counts)
 
     # ------------------------------------------------------------------ faults
     async def crash(self, service: str, index: int) -> str:
@@ -426,23 +416,11 @@ class ComposeStack(StyleStack):
     async def scale_out(self, service: str) -> str:
         return (await self._add_replica(service)).instance_id
 
-    async def control_plane_down(self) -> None:
-        if not self.consul.paused:
-            await run(["docker", "pause", self._of("consul")[0].id])
-            self.consul.paused = True
+    async def _freeze_registry(self) -> None:
+        await run(["docker", "pause", self._of("consul")[0].id])
 
-    async def control_plane_up(self) -> None:
-        if self.consul.paused:
-            await run(["docker", "unpause", self._of("consul")[0].id], check=False)
-            self.consul.paused = False
-
-    async def set_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
-        await self.consul.put_config(service, tunables)
-        self.tunables_changed = True
-
-    async def reset_tunables(self) -> None:
-        await self.consul.delete_config(SERVICES)
-        self.tunables_changed = False
+    async def _thaw_registry(self) -> None:
+        await run(["docker", "unpause", self._of("consul")[0].id], check=False)
 
     async def rolling_restart(self, service: str) -> None:
         """Compose has no rollout: start one new container, wait until Consul passes it, drain one old."""
@@ -459,7 +437,7 @@ class ComposeStack(StyleStack):
             with contextlib.suppress(asyncio.CancelledError, TargetError):
                 await task
         for _ in range(150):  # a container Docker is restarting settles within ~30 s at most
-            if not any(c.status == "restarting" for c in await self.refresh()):
+            if not any(c.status == "restarting" for c in await self._list()):
                 break
             await asyncio.sleep(0.2)
         counts_ok = all(len(self._of(s)) == self.replica_counts[s] for s in SERVICES)
