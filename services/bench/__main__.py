@@ -203,6 +203,18 @@ async def run_suite(options: Options, micro_result: tuple[list[Check], list[str]
     return write_report(report, options.out)
 
 
+def prepare_targets(options: Options) -> None:
+    """What each target needs before anything starts; raises with a one-line reason when it is missing."""
+    targets = {options.target_of(style) for style in options.styles}
+    if any(options.target_of(s) == "local" for s in ("platform", "hybrid") if s in options.styles):
+        detect_data_plane()
+    if "k8s" in targets:
+        print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
+    if "compose" in targets:
+        print("compose target: building the service image from this checkout ...", file=sys.stderr)
+        print(f"compose target: image {build_image()}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -221,21 +233,17 @@ def main(argv: list[str] | None = None) -> int:
         cgroups=not args.no_cgroups,
         run_id=args.run_id,
     )
-    targets = {options.target_of(style): style for style in options.styles}
     try:
-        if any(options.target_of(s) == "local" for s in ("platform", "hybrid") if s in options.styles):
-            detect_data_plane()
-        if "k8s" in targets:
-            print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
-        if "compose" in targets:
-            print("compose target: building the service image from this checkout ...", file=sys.stderr)
-            print(f"compose target: image {build_image()}", file=sys.stderr)
+        prepare_targets(options)
     except DataPlaneUnavailable as exc:
         print(f"benchmark cannot emulate Kubernetes Services here: {exc}", file=sys.stderr)
         return 2
     except TargetError as exc:
         print(f"benchmark cannot use its target: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before the first run", file=sys.stderr)
+        return 130
     removed = sweep_stale()
     if removed:
         print(f"cleaned up after an earlier interrupted run: {', '.join(removed)}", file=sys.stderr)
@@ -248,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every child process stopped and every rule removed", file=sys.stderr)
         return 130
+    except TargetError as exc:  # a deployment tool refused (compose up, kubectl ...): its own last line says why
+        print(f"benchmark failed: {exc} (logs under {options.out / 'runs'})", file=sys.stderr)
+        return 1
     except Exception as exc:
         logging.getLogger("services.bench").exception("benchmark failed")
         print(
