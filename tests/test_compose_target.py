@@ -48,13 +48,27 @@ def compose_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     build_image()
     out = tmp_path_factory.mktemp("compose-reports")
     run_id = "C" + os.urandom(3).hex().upper()[:5]
+    since = str(int(time.time()) - 1)
     process = bench(out, run_id, SCENARIOS)
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-4000:]
     assert project_containers(project_of(run_id)) == [], "the compose project outlived the benchmark"
     doc: dict[str, Any] = json.loads((out / "latest" / "report.json").read_text())
     doc["stderr"] = stderr
+    doc["docker_events"] = container_events(project_of(run_id), since)
     return doc
+
+
+def container_events(project: str, since: str) -> list[tuple[str, str, str, str]]:
+    """(event, compose service, container id, exit code) of the project's containers, as the engine logged them."""
+    service = '{{index .Actor.Attributes "com.docker.compose.service"}}'
+    fmt = f"{{{{.Status}}}} {service} {{{{.Actor.ID}}}} {{{{.Actor.Attributes.exitCode}}}}"
+    listing = docker(
+        "events", "--since", since, "--until", "0s", "--filter", f"label=com.docker.compose.project={project}",
+        "--filter", "type=container", "--filter", "event=die", "--filter", "event=start", "--format", fmt,
+    ).stdout  # fmt: skip
+    rows = [line.split(" ", 3) for line in listing.splitlines()]
+    return [(event, name, cid, code) for event, name, cid, code in rows]
 
 
 def test_report_names_the_compose_target_and_its_registry(compose_report: dict[str, Any]) -> None:
@@ -70,9 +84,18 @@ def test_report_names_the_compose_target_and_its_registry(compose_report: dict[s
 def test_a_killed_container_is_restarted_by_docker_and_rejoins_consul(compose_report: dict[str, Any]) -> None:
     crashed = compose_report["scenarios"]["crashed-replica"]["cloud"]
     assert crashed["requests"] > 0 and crashed["valid"], crashed["invalid_reasons"]
+    # The engine saw an inventory container die of SIGKILL (137) and started that same container again: the
+    # restart policy, since the benchmark itself never starts a container on this path.
+    events = compose_report["docker_events"]
+    killed = [(i, cid) for i, (event, service, cid, code) in enumerate(events) if event == "die" and code == "137"]
+    assert len(killed) == 1 and events[killed[0][0]][1] == "inventory", events
+    index, container = killed[0]
+    assert ("start", "inventory", container) in [e[:3] for e in events[index + 1 :]], events
+    # Consul may or may not see the short outage: Docker restarts within ~1 s and the check runs every 2 s
+    # (a re-registration keeps the check's status). When it does, the container comes back.
     extra = crashed["extra"]
-    assert extra["removed_s"] is not None, "Consul never stopped passing the killed container"
-    assert extra["back_s"] is not None and extra["back_s"] > extra["removed_s"], extra
+    if extra["removed_s"] is not None:
+        assert extra["back_s"] is not None and extra["back_s"] > extra["removed_s"], extra
     # Retries on another instance hide the crash from callers, as on the local target.
     assert crashed["error_rate"] <= 0.01, crashed["errors_by_class"]
 

@@ -27,6 +27,7 @@ from services.bench.loadgen import LoadConfig, LoadProcess, LoadProgress
 from services.bench.progress import LiveProgress
 from services.bench.remote.cluster import ClusterStack
 from services.bench.remote.compose import ComposeStack
+from services.bench.remote.deployment import Deployment
 from services.bench.results import (
     Check,
     ComponentUsage,
@@ -188,9 +189,8 @@ class Runner:
         deployed = {"compose": ComposeStack, "k8s": ClusterStack}.get(target)
         if deployed is not None:
             run_id = style_run_id(self.run_id, style)
-            return deployed(
-                style, sup, self.params, self.admin_token, options.replicas, run_id, keepalive=options.keepalive
-            )
+            settings = Deployment(self.params, self.admin_token, options.replicas, run_id, options.keepalive)
+            return deployed(style, sup, settings)
         if style == "cloud":
             return CloudStack(sup, self.params, self.admin_token, options.replicas, self.run_dir, options.cgroups)
         return KubeStack(

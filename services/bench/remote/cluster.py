@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from services.bench.remote.deployment import Deployment
 from services.bench.remote.shell import TargetError, require, run, run_sync
 from services.bench.runtime import KubeParams, ManagedProcess, Supervisor
 from services.bench.runtime.usage import ProcessUsage
@@ -159,21 +160,11 @@ class EndpointSliceStream:
 class ClusterStack(StyleStack):
     """The chart installed for real: platform (trust the platform) or hybrid (plus in-code policies)."""
 
-    def __init__(
-        self,
-        style: str,
-        supervisor: Supervisor,
-        params: KubeParams,
-        admin_token: str,
-        replicas: Mapping[str, int],
-        run_id: str,
-        *,
-        keepalive: bool = True,
-    ) -> None:
-        super().__init__(style, supervisor, admin_token, replicas)
-        self.params = params
-        self.keepalive = keepalive
-        self.namespace = f"cok-bench-{run_id.lower()}"
+    def __init__(self, style: str, supervisor: Supervisor, deployment: Deployment) -> None:
+        super().__init__(style, supervisor, deployment.admin_token, deployment.replicas)
+        self.params = deployment.params
+        self.keepalive = deployment.keepalive
+        self.namespace = deployment.name
         self.context = ""
         self._pods: list[PodRef] = []
         self._forwards: dict[str, tuple[ManagedProcess, int]] = {}

@@ -25,8 +25,9 @@ from typing import Any
 
 import aiohttp
 
+from services.bench.remote.deployment import Deployment
 from services.bench.remote.shell import TargetError, run, run_sync
-from services.bench.runtime import KubeParams, Supervisor
+from services.bench.runtime import Supervisor
 from services.bench.runtime.usage import ProcessUsage, read_proc_usage
 from services.bench.stacks import SERVICES, ConsulStack
 
@@ -34,7 +35,7 @@ log = logging.getLogger("services.bench.compose")
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_DIR = ROOT / "compose"
-PROJECT_PREFIX = "cok-bench-"
+PROJECT_PREFIX = "cok-bench-"  # Deployment.name's prefix
 OWNER_LABEL = "cok-bench.owner"
 SERVICE_PORT = 8000
 
@@ -186,23 +187,13 @@ def remove_project(project: str) -> None:
 class ComposeStack(ConsulStack):
     """The cloud style on docker compose: Consul (or the stand-in) in a container, replicas as containers."""
 
-    def __init__(
-        self,
-        style: str,
-        supervisor: Supervisor,
-        params: KubeParams,
-        admin_token: str,
-        replicas: Mapping[str, int],
-        run_id: str,
-        *,
-        keepalive: bool = True,
-    ) -> None:
+    def __init__(self, style: str, supervisor: Supervisor, deployment: Deployment) -> None:
         if style != "cloud":
             raise ValueError(f"compose/ packages the cloud style, not {style}")
-        super().__init__(supervisor, admin_token, replicas)
-        self.params = params
-        self.keepalive = keepalive
-        self.project = PROJECT_PREFIX + run_id.lower()
+        super().__init__(supervisor, deployment.admin_token, deployment.replicas)
+        self.params = deployment.params
+        self.keepalive = deployment.keepalive
+        self.project = deployment.name
         self.compose: list[str] = []
         self.compose_version = ""
         self.files = [COMPOSE_DIR / "docker-compose.yml", COMPOSE_DIR / "bench.override.yml"]
