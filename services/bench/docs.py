@@ -99,21 +99,27 @@ def block_environment(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _result_cell(entry: Mapping[str, Any] | None) -> str:
+    """errors / p99 / recovered of one scenario x style entry ("-" when it did not run)."""
+    if entry is None:
+        return "-"
+    if not entry.get("valid", True):
+        return "invalid run"
+    recovered = _secs(entry.get("recovery_s")) if entry.get("fault") else "-"
+    return f"{_pct(entry['error_rate'])} / {_ms(entry['p99_ms'])} / {recovered}"
+
+
+def _extra_secs(doc: Mapping[str, Any], scenario: str, style: str, key: str) -> str:
+    """A control-plane timing of the run's ``extra`` figures, "never" when absent."""
+    return _secs(doc["scenarios"].get(scenario, {}).get(style, {}).get("extra", {}).get(key))
+
+
 def block_results(doc: Mapping[str, Any]) -> str:
     styles = _styles(doc)
     head = "| scenario | " + " | ".join(f"{s}: errors / p99 / recovered" for s in styles) + " |"
     lines = [head, "|---" * (len(styles) + 1) + "|"]
     for name, entries in doc["scenarios"].items():
-        cells = []
-        for style in styles:
-            e = entries.get(style)
-            if e is None:
-                cells.append("-")
-            elif not e.get("valid", True):
-                cells.append("invalid run")
-            else:
-                recovered = _secs(e.get("recovery_s")) if e.get("fault") else "-"
-                cells.append(f"{_pct(e['error_rate'])} / {_ms(e['p99_ms'])} / {recovered}")
+        cells = [_result_cell(entries.get(style)) for style in styles]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -130,8 +136,7 @@ def block_control_plane(doc: Mapping[str, Any]) -> str:
     ]
     lines = ["| after the fault | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
     for scenario, key, label in rows:
-        entries = doc["scenarios"].get(scenario, {})
-        cells = [_secs(entries.get(s, {}).get("extra", {}).get(key)) for s in styles]
+        cells = [_extra_secs(doc, scenario, style, key) for style in styles]
         lines.append(f"| {label} ({scenario}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -172,14 +177,7 @@ def block_compose_vs_local(docs: Mapping[str, Mapping[str, Any]]) -> str:
         "|---|---|---|",
     ]
     for name in compose["scenarios"]:
-        cells = []
-        for doc in (local, compose):
-            e = doc["scenarios"].get(name, {}).get("cloud")
-            if e is None or not e.get("valid", True):
-                cells.append("-" if e is None else "invalid run")
-                continue
-            recovered = _secs(e.get("recovery_s")) if e.get("fault") else "-"
-            cells.append(f"{_pct(e['error_rate'])} / {_ms(e['p99_ms'])} / {recovered}")
+        cells = [_result_cell(doc["scenarios"].get(name, {}).get("cloud")) for doc in (local, compose)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for scenario, key, label in (
         ("crashed-replica", "removed_s", "crashed replica out of Consul"),
@@ -188,10 +186,7 @@ def block_compose_vs_local(docs: Mapping[str, Mapping[str, Any]]) -> str:
         ("scale-out", "routable_s", "new replica routable"),
         ("config-change", "config_applied_s", "KV change applied everywhere"),
     ):
-        cells = [
-            _secs(doc["scenarios"].get(scenario, {}).get("cloud", {}).get("extra", {}).get(key))
-            for doc in (local, compose)
-        ]
+        cells = [_extra_secs(doc, scenario, "cloud", key) for doc in (local, compose)]
         lines.append(f"| {label} ({scenario}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
