@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import re
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import aiohttp
 import yaml
 
 from services.bench.remote.deployment import Deployment
-from services.bench.remote.shell import TargetError, require, run, run_sync
+from services.bench.remote.shell import TargetError, output_sync, require, run, run_sync
 from services.bench.runtime import KubeParams, ManagedProcess, Supervisor
 from services.bench.runtime.usage import ProcessUsage
 from services.bench.stacks import SERVICES, StyleStack
@@ -58,9 +57,7 @@ def check_cluster() -> str:
             "--target k8s: no reachable Kubernetes cluster in the current kube context; "
             "run 'make k8s-up' (it creates a kind, k3d or minikube cluster) and retry"
         )
-    return subprocess.run(
-        ["kubectl", "config", "current-context"], capture_output=True, text=True, timeout=20, check=False
-    ).stdout.strip()
+    return (output_sync(["kubectl", "config", "current-context"], timeout_s=20) or "").strip()
 
 
 def bench_values(

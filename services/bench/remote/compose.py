@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from services.bench.remote.deployment import Deployment
-from services.bench.remote.shell import TargetError, run, run_sync
+from services.bench.remote.shell import TargetError, output_sync, run, run_sync
 from services.bench.runtime import Supervisor
 from services.bench.runtime.usage import ProcessUsage, read_proc_usage
 from services.bench.stacks import SERVICES, ConsulStack
@@ -123,16 +124,6 @@ def parse_inspect(documents: Sequence[Mapping[str, Any]]) -> list[Container]:
     return sorted(out, key=lambda c: (c.created, c.number))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _visible_from_here(pid: int) -> bool:
     """The engine shares this host's process table (Linux), so a container's process can be signalled."""
     return pid > 0 and Path(f"/proc/{pid}").exists()
@@ -141,21 +132,12 @@ def _visible_from_here(pid: int) -> bool:
 def sweep_stale_projects() -> list[str]:
     """`down` every benchmark project whose owning benchmark process is gone (it was itself killed)."""
     fmt = '{{.Label "com.docker.compose.project"}} {{.Label "' + OWNER_LABEL + '"}}'
-    try:
-        listing = subprocess.run(
-            ["docker", "ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format", fmt],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    listing = output_sync(["docker", "ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format", fmt], timeout_s=30)
     stale = sorted(
         {
             project
-            for project, _, owner in (line.partition(" ") for line in listing.splitlines())
-            if project.startswith(PROJECT_PREFIX) and not (owner.isdigit() and _pid_alive(int(owner)))
+            for project, _, owner in (line.partition(" ") for line in (listing or "").splitlines())
+            if project.startswith(PROJECT_PREFIX) and not (owner.isdigit() and psutil.pid_exists(int(owner)))
         }
     )
     for project in stale:
@@ -171,12 +153,7 @@ def remove_project(project: str) -> None:
         ("network", ["network", "ls", "-q"]),
         ("volume", ["volume", "ls", "-q"]),
     ):
-        try:
-            ids = subprocess.run(
-                ["docker", *listing, "--filter", label], capture_output=True, text=True, timeout=30, check=False
-            ).stdout.split()
-        except (OSError, subprocess.TimeoutExpired):
-            continue
+        ids = (output_sync(["docker", *listing, "--filter", label], timeout_s=30) or "").split()
         if ids:
             run_sync(
                 ["docker", kind, "rm", "-f", *ids] if kind != "network" else ["docker", "network", "rm", *ids],
@@ -276,15 +253,8 @@ class ComposeStack(ConsulStack):
     def _down_sync(self) -> None:
         """Teardown, also from a signal handler: paused containers cannot be stopped, so unpause first."""
         label = f"label=com.docker.compose.project={self.project}"
-        ids: list[str] = []
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            ids = subprocess.run(
-                ["docker", "ps", "-q", "--filter", label, "--filter", "status=paused"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            ).stdout.split()
+        paused = output_sync(["docker", "ps", "-q", "--filter", label, "--filter", "status=paused"], timeout_s=30)
+        ids = (paused or "").split()
         if ids:
             run_sync(["docker", "unpause", *ids], timeout_s=30)
         run_sync(self._argv("down", "-v", "--remove-orphans", "-t", "5"), timeout_s=180, env=self._env())
@@ -443,7 +413,7 @@ def build_image() -> str:
 
     Falls back to the offline base image, building it first when no registry is reachable (root only).
     """
-    if run_sync(["docker", "info"], timeout_s=30) is False:
+    if not run_sync(["docker", "info"], timeout_s=30):
         raise TargetError(
             "--target compose needs a Docker engine: install Docker (https://docs.docker.com/engine/install/) "
             "and start it"

@@ -53,15 +53,26 @@ async def run(
     return out.decode(errors="replace")
 
 
-def run_sync(argv: Sequence[str], *, timeout_s: float = 60.0, env: Mapping[str, str] | None = None) -> bool:
-    """For teardown (also from a signal handler): never raises, True when the command succeeded."""
+def output_sync(argv: Sequence[str], *, timeout_s: float = 60.0, env: Mapping[str, str] | None = None) -> str | None:
+    """For teardown and sweeps (also from a signal handler): stdout, or None when the command failed; never raises."""
     try:
         done = subprocess.run(
-            list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, env=_env(env), check=False
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_env(env),
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def run_sync(argv: Sequence[str], *, timeout_s: float = 60.0, env: Mapping[str, str] | None = None) -> bool:
+    """`output_sync` for commands run for their effect: True when the command succeeded."""
+    return output_sync(argv, timeout_s=timeout_s, env=env) is not None
 
 
 def require(tool: str, hint: str) -> str:
