@@ -449,20 +449,20 @@ def target_label(options: Options) -> str:
 
 def environment_for(runner: Runner, extra_notes: Sequence[str] = ()) -> Any:
     stacks = runner.stacks
-    cloud = stacks.get("cloud")
-    cloud_facts = cloud.describe() if cloud is not None else {}
+    facts = {style: stack.describe() for style, stack in stacks.items()}
+    cloud_facts = facts.get("cloud", {})
     registry = str(cloud_facts.get("registry", "none (no cloud style run)"))
-    emulated = next((s for s in stacks.values() if isinstance(s, KubeStack)), None)
-    cluster = next((s for s in stacks.values() if isinstance(s, ClusterStack)), None)
-    kube_facts = emulated.describe() if emulated is not None else cluster.describe() if cluster is not None else {}
+    emulated = next((style for style, s in stacks.items() if isinstance(s, KubeStack)), None)
+    cluster = next((style for style, s in stacks.items() if isinstance(s, ClusterStack)), None)
+    kube_facts = facts[emulated] if emulated is not None else facts[cluster] if cluster is not None else {}
     data_plane = str(kube_facts.get("data_plane", "none (no platform or hybrid style run)"))
     local = [style for style in runner.sup if runner.options.target_of(style) == "local"]
     sup = runner.sup[local[0]] if local else None
     cgroups = bool(sup and sup.cgroups.enabled and runner.options.cgroups)
     limits = [sup.cgroups.describe()] if cgroups and sup else []
-    limits += [str(facts["limits"]) for stack in stacks.values() if "limits" in (facts := stack.describe())]
+    limits += [str(f["limits"]) for f in facts.values() if "limits" in f]
     notes = []
-    if cloud is not None:
+    if "cloud" in stacks:
         default = "real Consul" if registry == "consul" else "the project Consul stand-in (no consul on PATH)"
         notes.append(f"registry: {cloud_facts.get('registry_detail') or default}")
     if emulated is not None:
@@ -471,8 +471,8 @@ def environment_for(runner: Runner, extra_notes: Sequence[str] = ()) -> Any:
             "ConfigMap updates are emulated by replacing the mounted file at once; a real kubelet refreshes "
             "mounted ConfigMaps only on its sync period plus cache TTL (about a minute)",
         ]
-    for stack in stacks.values():
-        notes += [str(note) for note in stack.describe().get("notes", [])]
+    for f in facts.values():
+        notes += [str(note) for note in f.get("notes", [])]
     notes += [*runner.notes, *extra_notes]
     return collect_environment(
         target_label(runner.options),
