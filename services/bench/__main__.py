@@ -36,6 +36,7 @@ from services.bench.remote.shell import TargetError
 from services.bench.report import write_report
 from services.bench.results import Check, check_at_most
 from services.bench.runtime import DataPlaneUnavailable, detect_data_plane, find_leftovers, sweep_stale
+from services.bench.runtime.chart import DEFAULT_REPLICAS
 from services.bench.scenarios import SCENARIOS
 from services.bench.stacks import KubeStack
 
@@ -57,7 +58,7 @@ def _csv(value: str, allowed: list[str] | tuple[str, ...], what: str) -> list[st
 
 
 def _replicas(value: str) -> dict[str, int]:
-    out = {"gateway": 1, "orders": 2, "inventory": 3}
+    out = dict(DEFAULT_REPLICAS)
     for part in value.split(","):
         name, _, count = part.partition("=")
         if name not in out or not count.isdigit() or not 1 <= int(count) <= 20:

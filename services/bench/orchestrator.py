@@ -40,6 +40,7 @@ from services.bench.results import (
     generator_check,
 )
 from services.bench.runtime import KubeParams, Supervisor
+from services.bench.runtime.chart import DEFAULT_REPLICAS
 from services.bench.runtime.ids import check_run_id, new_run_id
 from services.bench.scenarios import SCENARIOS, Scenario
 from services.bench.stacks import CloudStack, KubeStack, StyleStack
@@ -84,7 +85,7 @@ class Options:
     out: Path
     target: str = "local"
     duration_scale: float = 1.0
-    replicas: dict[str, int] = field(default_factory=lambda: {"gateway": 1, "orders": 2, "inventory": 3})
+    replicas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_REPLICAS))
     keepalive: bool = True
     cgroups: bool = True
     run_id: str | None = None

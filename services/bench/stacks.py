@@ -33,7 +33,6 @@ from services.consul_standin.launch import RegistryHandle, start_registry
 log = logging.getLogger("services.bench.stacks")
 
 SERVICES = ("inventory", "orders", "gateway")
-DEFAULT_REPLICAS = {"gateway": 1, "orders": 2, "inventory": 3}
 _SKIP_ROUTES = ("/health", "/metrics", "/admin", "unmatched")
 
 
