@@ -26,13 +26,14 @@ RUN set -eu; \
 COPY pyproject.toml build/projec[t] /project/
 COPY pyproject.toml /src/
 COPY services /src/services
+COPY consul_standin /src/consul_standin
 RUN set -eu; \
     if ls /project/*.whl >/dev/null 2>&1; then \
         /opt/venv/bin/pip install --no-index --no-deps /project/*.whl; \
     else \
         /opt/venv/bin/pip install /src; \
     fi; \
-    /opt/venv/bin/python -c "import uvloop, httptools, services"; \
+    /opt/venv/bin/python -c "import uvloop, httptools, services, consul_standin"; \
     /opt/venv/bin/pip uninstall -y -q pip setuptools wheel 2>/dev/null || true
 
 FROM ${BASE_IMAGE} AS runtime

@@ -32,8 +32,8 @@ os-packages: ## Install the OS tools the benchmark uses (iptables, iproute2) whe
 setup: $(STAMP) ## Create the virtualenv and install the project with its dev tools
 
 lint: $(STAMP) ## ruff
-	$(VENV)/bin/ruff check services tests
-	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/ruff check services bench consul_standin tests
+	$(VENV)/bin/ruff format --check services bench consul_standin tests
 
 typecheck: $(STAMP) ## mypy (strict on services/)
 	$(VENV)/bin/mypy
@@ -44,13 +44,13 @@ pytest: $(STAMP) os-packages ## pytest only
 test: lint typecheck pytest ## ruff + mypy + pytest: the whole check CI runs
 
 benchmark: $(STAMP) os-packages ## Run every scenario against every style, write reports/latest (ARGS="--help")
-	$(PY) -m services.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 microbench: $(STAMP) ## In-code hop overhead, breaker cost and client CPU vs httpx
-	$(PY) -m services.bench.micro $(ARGS)
+	$(PY) -m bench.micro $(ARGS)
 
 docs: $(STAMP) ## Re-render the measured tables in docs/ from the reference report
-	$(PY) -m services.bench.docs $(ARGS)
+	$(PY) -m bench.report.docs $(ARGS)
 
 base-image: ## Build an offline Python base image (debootstrap + docker import)
 	bash compose/base-image.sh

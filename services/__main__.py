@@ -13,7 +13,7 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from services.common.logs import configure_logging
+from services.kit.logs import configure_logging
 
 SERVICES = ("gateway", "orders", "inventory")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from services.bench.consul_control import parse_metric
-from services.common.net import free_port
+from bench.targets.consul import parse_metric
+from services.kit.net import free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 

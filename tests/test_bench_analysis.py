@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from services.bench import analysis
-from services.bench.analysis import EpisodeTimes, Thresholds
-from services.bench.series import Bin, percentile, resample
+from bench.report import analysis
+from bench.report.analysis import EpisodeTimes, Thresholds
+from bench.report.series import Bin, percentile, resample
 
 BIN = 0.1
 PER_BIN = 20

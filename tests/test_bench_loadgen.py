@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.bench.loadgen import (
+from bench.load.generator import (
     ABANDONED,
     CONN_REFUSED,
     CONN_RESET,
@@ -301,7 +301,7 @@ async def test_subprocess_streams_progress_and_returns_mergeable_result(gateway:
 
 def test_cli_rejects_bad_config(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "services.bench.loadgen", "--config", '{"rate": 1}', "--out", str(tmp_path / "x")],
+        [sys.executable, "-m", "bench.load.generator", "--config", '{"rate": 1}', "--out", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         timeout=60,

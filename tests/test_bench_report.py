@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from services.bench.loadgen import LoadConfig, LoadProgress, LoadResult, new_histogram, record_us
-from services.bench.progress import LiveProgress
-from services.bench.report import render_markdown, verdict, write_report
-from services.bench.results import (
+from bench.load.generator import LoadConfig, LoadProgress, LoadResult, new_histogram, record_us
+from bench.progress import LiveProgress
+from bench.report.markdown import render_markdown, verdict, write_report
+from bench.report.model import (
     Check,
     ComponentUsage,
     FaultWindow,
@@ -23,7 +23,7 @@ from services.bench.results import (
     collect_environment,
     generator_check,
 )
-from services.bench.series import OK, Bin
+from bench.report.series import OK, Bin
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -28,7 +28,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from services.bench.runtime import (
+from bench.emulation import (
     DataPlaneUnavailable,
     KubeCluster,
     KubeParams,
@@ -39,12 +39,12 @@ from services.bench.runtime import (
     find_leftovers,
     sweep_stale,
 )
-from services.bench.runtime.chart import parse_cpu, parse_memory
-from services.bench.runtime.iptables import iptables_available, render, rules_with_prefix
-from services.bench.runtime.kube import _scaled
-from services.bench.runtime.model import Endpoint, VirtualService
-from services.bench.runtime.probes import ProbeCounter
-from services.common.net import free_port
+from bench.emulation.chart import parse_cpu, parse_memory
+from bench.emulation.iptables import iptables_available, render, rules_with_prefix
+from bench.emulation.kube import _scaled
+from bench.emulation.model import Endpoint, VirtualService
+from bench.emulation.probes import ProbeCounter
+from services.kit.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK, VIP_BLOCK = 7, 107
@@ -411,7 +411,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, json, sys
     from dataclasses import replace
-    from services.bench.runtime import KubeCluster, Supervisor
+    from bench.emulation import KubeCluster, Supervisor
 
     params = json.loads(sys.argv[1])
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from services.bench.__main__ import parse_args
-from services.bench.orchestrator import plan_targets
-from services.bench.remote.cluster import EndpointSliceStream, parse_pods
+from bench.cli import parse_args
+from bench.suite.runner import plan_targets
+from bench.targets.cluster import EndpointSliceStream, parse_pods
 
 
 def test_each_target_runs_its_own_styles() -> None:
@@ -55,7 +55,7 @@ def test_cli_refuses_a_style_no_target_runs(argv: list[str], message: str, capsy
 def test_k8s_target_without_kubectl_is_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # an empty directory: no kubectl, helm or docker
     result = subprocess.run(
-        [sys.executable, "-m", "services.bench", "--target", "k8s", "--skip-micro", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--target", "k8s", "--skip-micro", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

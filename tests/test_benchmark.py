@@ -15,10 +15,10 @@ from typing import Any
 import psutil
 import pytest
 
-from services.bench.orchestrator import STYLES, style_run_id
-from services.bench.runtime import find_leftovers
-from services.bench.runtime.chart import KubeParams
-from services.bench.scenarios import SCENARIOS
+from bench.emulation import find_leftovers
+from bench.emulation.chart import KubeParams
+from bench.scenarios import SCENARIOS
+from bench.suite.runner import STYLES, style_run_id
 from tests.stack import wait_for_first_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Kubernetes emulation needs root for iptables here")
@@ -38,7 +38,7 @@ def listeners_in_our_blocks() -> list[str]:
 def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("reports")
     result = subprocess.run(
-        [sys.executable, "-m", "services.bench", "--profile", "quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--profile", "quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -90,7 +90,7 @@ def test_interrupted_benchmark_leaves_nothing_behind(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "services.bench",
+            "bench",
             "--profile",
             "quick",
             "--skip-micro",

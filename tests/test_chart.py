@@ -572,8 +572,8 @@ def _deep_merge(base: Obj, over: Obj) -> Obj:
 def test_benchmark_k8s_values_lint_and_validate(variant: str, profile: str) -> None:
     import dataclasses
 
-    from services.bench.remote.cluster import bench_values
-    from services.bench.runtime.chart import KubeParams
+    from bench.emulation.chart import KubeParams
+    from bench.targets.cluster import bench_values
 
     params = KubeParams.from_values()
     if profile == "quick":  # as the benchmark's quick profile shortens them

@@ -12,7 +12,7 @@ import consul
 import httpx
 import pytest
 
-from services.consul_standin.launch import RegistryHandle, start_registry
+from consul_standin.launch import RegistryHandle, start_registry
 from tests.stack import Replica, Stack, order, running_stack, wait_for
 
 FAST_CHECKS = {"STYLE": "cloud", "CHECK_INTERVAL": "250ms", "CHECK_TIMEOUT": "200ms", "DEREGISTER_CRITICAL_AFTER": "1m"}

@@ -121,7 +121,7 @@ def test_offline_override_swaps_only_the_unpullable_images() -> None:
     services = config["services"]
     image = env_file()["SERVICE_IMAGE"]
     assert services["consul"]["image"] == image
-    assert services["consul"]["entrypoint"][:3] == ["python", "-m", "services.consul_standin"]
+    assert services["consul"]["entrypoint"][:3] == ["python", "-m", "consul_standin"]
     for name in SERVICES:
         env = environment(services[name])
         assert env["STYLE"] == "cloud" and env["CONSUL_HTTP_ADDR"] == "consul:8500"

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from services.bench.orchestrator import style_run_id
-from services.bench.remote.compose import OWNER_LABEL, sweep_stale_projects
+from bench.suite.runner import style_run_id
+from bench.targets.compose import OWNER_LABEL, sweep_stale_projects
 from tests.docker_env import IMAGE, build_image, docker
 from tests.stack import wait_for_first_run
 
@@ -37,7 +37,7 @@ def project_containers(project: str) -> list[str]:
 
 
 def bench(out: Path, run_id: str, scenarios: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "services.bench", "--target", "compose", "--profile", "quick", "--skip-micro"]
+    argv = [sys.executable, "-m", "bench", "--target", "compose", "--profile", "quick", "--skip-micro"]
     argv += ["--scenarios", scenarios, "--out", str(out), "--run-id", run_id]
     env = {**os.environ, "SERVICE_IMAGE": IMAGE}
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -21,10 +21,10 @@ import consul
 import consul.aio
 import pytest
 
-from services.common.net import free_port
-from services.consul_standin.durations import format_duration, parse_duration
-from services.consul_standin.launch import RegistryHandle, start_registry
-from services.consul_standin.registration import RegistrationError, parse_registration
+from consul_standin.durations import format_duration, parse_duration
+from consul_standin.launch import RegistryHandle, start_registry
+from consul_standin.registration import RegistrationError, parse_registration
+from services.kit.net import free_port
 
 REGISTRY_HOST = "127.0.5.1"
 TARGET_HOST = "127.0.5.2"
@@ -414,7 +414,7 @@ def test_launcher_prefers_a_consul_binary_on_path(tmp_path: Path, monkeypatch: p
     fake.write_text(
         f"#!{sys.executable}\n"
         "import sys\n"
-        "from services.consul_standin.__main__ import main\n"
+        "from consul_standin.__main__ import main\n"
         "args = sys.argv[1:]\n"
         "assert args[:2] == ['agent', '-dev'], args\n"
         "host, port = args[args.index('-client') + 1], args[args.index('-http-port') + 1]\n"

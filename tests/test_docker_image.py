@@ -107,7 +107,7 @@ def test_bad_service_name_is_a_config_error(image: str) -> None:
 
 def test_order_through_gateway_orders_inventory_containers(image: str, network: str) -> None:
     # The registry: the project's Consul stand-in from the same image (no Consul image can be pulled here).
-    run(network, "consul", "--no-healthcheck", "--entrypoint", "python", image, "-m", "services.consul_standin",
+    run(network, "consul", "--no-healthcheck", "--entrypoint", "python", image, "-m", "consul_standin",
         "--host", "0.0.0.0", "--port", "8500", alias="consul")  # fmt: skip
     env = ["--env", "STYLE=cloud", "--env", "CONSUL_HTTP_ADDR=consul:8500"]
     for service in ("inventory", "orders", "gateway"):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.bench import docs
+from bench.report import docs
 
 
 def reference() -> dict[str, Any]:

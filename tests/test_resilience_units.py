@@ -9,10 +9,10 @@ from typing import Any
 import pybreaker
 import pytest
 
-from services.common.settings import Settings, Tunables, parse_duration
-from services.resilience.balancer import RoundRobin
-from services.resilience.breaker import AsyncBreaker, BreakerPolicy, BreakerRegistry
-from services.resilience.call import (
+from services.kit.settings import Settings, Tunables, parse_duration
+from services.upstream.balancer import RoundRobin
+from services.upstream.breaker import AsyncBreaker, BreakerPolicy, BreakerRegistry
+from services.upstream.call import (
     Cause,
     Instance,
     UpstreamError,
@@ -20,9 +20,9 @@ from services.resilience.call import (
     UpstreamResponse,
     chain,
 )
-from services.resilience.limits import BulkheadPolicy, TimeoutPolicy
-from services.resilience.retry import RetryBudget, RetryPolicy, backoff_s
-from services.resilience.tunables import TunableStore, parse_document
+from services.upstream.config import TunableStore, parse_document
+from services.upstream.limits import BulkheadPolicy, TimeoutPolicy
+from services.upstream.retry import RetryBudget, RetryPolicy, backoff_s
 
 
 def request(idempotent: bool = True, deadline_s: float = 5.0) -> UpstreamRequest:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from services.common.net import free_port
+from services.kit.net import free_port
 from tests.stack import order, running_stack, wait_for
 
 

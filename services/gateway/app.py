@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Path
 from starlette.responses import Response
 
-from services.common.app import AppContext, create_app
-from services.common.relay import relay
-from services.common.settings import GatewaySettings
-from services.common.shop import PRODUCT_ID, OrderLine, idempotency_key
+from services.host.app import AppContext, create_app
+from services.host.relay import relay
+from services.kit.settings import GatewaySettings
+from services.kit.shop import PRODUCT_ID, OrderLine, idempotency_key
 
 
 def routes(context: AppContext) -> APIRouter:

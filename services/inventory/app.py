@@ -10,11 +10,11 @@ from prometheus_client import Counter
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
-from services.common.app import AppContext, create_app
-from services.common.problems import Problem
-from services.common.settings import InventorySettings
-from services.common.shop import PRODUCT_ID, OrderLine, derive_id, idempotency_key
+from services.host.app import AppContext, create_app
 from services.inventory.catalogue import CATALOGUE, Product
+from services.kit.problems import Problem
+from services.kit.settings import InventorySettings
+from services.kit.shop import PRODUCT_ID, OrderLine, derive_id, idempotency_key
 
 RESERVATIONS = Counter("reservations_created", "Reservations made for a key seen for the first time")
 REPLAYS = Counter("reservations_replayed", "Reservations answered from the idempotency cache")

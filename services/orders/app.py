@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from services.common.app import AppContext, create_app
-from services.common.relay import relay
-from services.common.settings import OrdersSettings
-from services.common.shop import OrderLine, derive_id, idempotency_key
+from services.host.app import AppContext, create_app
+from services.host.relay import relay
+from services.kit.settings import OrdersSettings
+from services.kit.shop import OrderLine, derive_id, idempotency_key
 
 
 class Order(BaseModel):

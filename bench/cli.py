@@ -1,0 +1,278 @@
+"""`python -m bench` (what `make benchmark` runs): every scenario against every style, one report.
+
+Examples:
+  make benchmark                                   # full suite, about 10 minutes on 2 cores
+  make benchmark ARGS="--profile quick"            # all scenarios, short windows (CI smoke)
+  make benchmark ARGS="--scenarios steady,crashed-replica --styles cloud,platform --repeats 3"
+  make benchmark ARGS="--target compose"           # cloud on the real compose stack (Docker engine)
+  make benchmark ARGS="--target compose,k8s"       # cloud on compose, platform + hybrid on the kube context
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench import micro
+from bench.emulation import DataPlaneUnavailable, detect_data_plane, find_leftovers, sweep_stale
+from bench.emulation.chart import DEFAULT_REPLICAS
+from bench.progress import LiveProgress
+from bench.report.markdown import write_report
+from bench.report.model import Check, check_at_most
+from bench.scenarios import SCENARIOS
+from bench.suite.runner import (
+    STYLES,
+    TARGET_STYLES,
+    Options,
+    Runner,
+    build_report,
+    plan_targets,
+    scenario_checks,
+)
+from bench.targets.cluster import check_cluster
+from bench.targets.compose import build_image
+from bench.targets.local import KubeStack
+from bench.targets.shell import TargetError
+
+PROFILES = {
+    # rate (req/s), repeats, micro-benchmark calls per round
+    "full": {"rate": 200.0, "repeats": 1, "micro_calls": 2000},
+    "quick": {"rate": 100.0, "repeats": 1, "micro_calls": 400},
+}
+
+
+def _csv(value: str, allowed: list[str] | tuple[str, ...], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown or not items:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}: {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}"
+        )
+    return items
+
+
+def _replicas(value: str) -> dict[str, int]:
+    out = dict(DEFAULT_REPLICAS)
+    for part in value.split(","):
+        name, _, count = part.partition("=")
+        if name not in out or not count.isdigit() or not 1 <= int(count) <= 20:
+            raise argparse.ArgumentTypeError(f"bad replica count {part!r}; use e.g. gateway=1,orders=2,inventory=3")
+        out[name] = int(count)
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    names = list(SCENARIOS)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run the scenario suite against the cloud, platform and hybrid styles and write reports/latest.",
+        epilog="\n".join(f"  {s.name:<16} {s.summary}" for s in SCENARIOS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=os.environ.get("BENCH_PROFILE", "full"),
+        help="full (default, ~10 min) or quick (short windows, ~3 min); env BENCH_PROFILE",
+    )
+    parser.add_argument(
+        "--scenarios",
+        type=lambda v: _csv(v, names, "scenario"),
+        default=names,
+        help="comma-separated subset (default: all)",
+    )
+    parser.add_argument(
+        "--styles",
+        type=lambda v: _csv(v, STYLES, "style"),
+        default=None,
+        help="comma-separated subset of cloud,platform,hybrid (default: every style the targets run)",
+    )
+    parser.add_argument("--rate", type=float, help="requests per second, open loop (default: 200 full, 100 quick)")
+    parser.add_argument("--repeats", type=int, help="repeats per scenario and style, styles alternating (default 1)")
+    parser.add_argument("--duration-scale", type=float, default=1.0, help="multiply every window (default 1.0)")
+    parser.add_argument(
+        "--replicas",
+        type=_replicas,
+        default=_replicas("gateway=1"),
+        help="e.g. gateway=1,orders=2,inventory=3 (the defaults)",
+    )
+    parser.add_argument(
+        "--target",
+        type=lambda v: _csv(v, list(TARGET_STYLES), "target"),
+        default=["local"],
+        help="where the styles run: local (processes on loopback + Kubernetes emulation; default), compose "
+        "(cloud on docker compose), k8s (platform and hybrid on the current kube context); comma-separate to "
+        "combine, the first listed target that runs a style gets it",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="report root (default: reports/)")
+    parser.add_argument("--no-keepalive", action="store_true", help="services open a connection per call")
+    parser.add_argument("--no-cgroups", action="store_true", help="run replicas without the chart's CPU/memory limits")
+    parser.add_argument("--skip-micro", action="store_true", help="skip the in-code hop overhead measurement")
+    parser.add_argument("--run-id", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rate is not None and not 1 <= args.rate <= 2000:
+        parser.error("--rate must be within 1..2000 req/s")
+    if args.repeats is not None and not 1 <= args.repeats <= 20:
+        parser.error("--repeats must be within 1..20")
+    if not 0.2 <= args.duration_scale <= 10:
+        parser.error("--duration-scale must be within 0.2..10")
+    plan = plan_targets(args.target, args.styles or STYLES)
+    if args.styles is not None and (missing := [s for s in args.styles if s not in plan]):
+        parser.error(
+            f"--target {','.join(args.target)} runs no {', '.join(missing)}: compose runs cloud, k8s runs "
+            "platform and hybrid, local runs all three"
+        )
+    args.styles = [s for s in (args.styles or STYLES) if s in plan]
+    if not args.styles:
+        parser.error(f"--target {','.join(args.target)} runs none of the requested styles")
+    args.target = ",".join(args.target)
+    return args
+
+
+def micro_checks(calls: int) -> tuple[list[Check], list[str]]:
+    result = micro.run(calls, rounds=6, out=None)
+    cpu = result["client_cpu"]
+    notes = [
+        f"client CPU per request at 100 concurrent: httpx AsyncClient {cpu['httpx_cpu_us_per_req']:.0f} us, "
+        f"this stack on aiohttp {cpu['stack_cpu_us_per_req']:.0f} us (ratio {cpu['httpx_over_stack_ratio']:.1f})"
+    ]
+    return micro.checks(result["hop"], result["breaker"]), notes
+
+
+async def service_address_check(runner: Runner, calls: int) -> Check | None:
+    """iptables Service address vs the replica's own address, same replica, keep-alive, ABAB rounds."""
+    stack = next((s for s in runner.stacks.values() if isinstance(s, KubeStack)), None)
+    if stack is None:
+        return None
+    import aiohttp
+
+    vip = stack.kube.service_url("inventory") + "/products/p-001"
+    async with aiohttp.ClientSession() as via_vip, aiohttp.ClientSession() as direct:
+        async with via_vip.get(vip) as first:
+            pinned = first.headers["X-Instance-Id"]
+        replica = next(r for r in stack.replicas("inventory") if r.instance_id == pinned)
+        direct_url = replica.url + "/products/p-001"
+
+        async def p50(session: aiohttp.ClientSession, url: str) -> float:
+            samples = []
+            for _ in range(calls):
+                start = time.perf_counter_ns()
+                async with session.get(url) as response:
+                    await response.read()
+                samples.append((time.perf_counter_ns() - start) / 1000)
+            return statistics.median(samples)
+
+        ratios = []
+        for _ in range(6):
+            a = await p50(via_vip, vip)
+            b = await p50(direct, direct_url)
+            ratios.append(a / b - 1)
+    added = statistics.median(ratios)
+    return check_at_most(
+        f"{stack.kube.data_plane_kind} Service address vs direct replica, hop p50",
+        added,
+        0.02,
+        detail=f"median of 6 ABAB rounds, keep-alive; spread {min(ratios):+.1%}..{max(ratios):+.1%}",
+    )
+
+
+async def run_suite(options: Options, micro_result: tuple[list[Check], list[str]]) -> Path:
+    progress = LiveProgress(total_runs=len(options.scenarios) * len(options.styles) * options.repeats)
+    runner = Runner(options, progress)
+    try:
+        await runner.start()
+        checks = list(micro_result[0])
+        vip_check = await service_address_check(runner, 300 if options.profile == "quick" else 1000)
+        if vip_check is not None:
+            checks.append(vip_check)
+        with progress:
+            await runner.run_suite()
+        checks += scenario_checks(runner.runs, runner.params)
+        report = build_report(runner, checks, micro_result[1])
+    finally:
+        await runner.close()
+    leftovers = [find_leftovers(sup.run_id) for sup in runner.sup.values()]
+    for left in leftovers:
+        if not left.clean:
+            print(f"warning: leftovers after the run: {left.describe()}", file=sys.stderr)
+    return write_report(report, options.out)
+
+
+def prepare_targets(options: Options) -> None:
+    """What each target needs before anything starts; raises with a one-line reason when it is missing."""
+    targets = {options.target_of(style) for style in options.styles}
+    if any(options.target_of(s) == "local" for s in ("platform", "hybrid") if s in options.styles):
+        detect_data_plane()
+    if "k8s" in targets:
+        print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
+    if "compose" in targets:
+        print("compose target: building the service image from this checkout ...", file=sys.stderr)
+        print(f"compose target: image {build_image()}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    profile = PROFILES[args.profile]
+    options = Options(
+        scenarios=args.scenarios,
+        styles=args.styles,
+        rate=args.rate or profile["rate"],
+        repeats=args.repeats or int(profile["repeats"]),
+        profile=args.profile,
+        out=args.out,
+        target=args.target,
+        duration_scale=args.duration_scale,
+        replicas=args.replicas,
+        keepalive=not args.no_keepalive,
+        cgroups=not args.no_cgroups,
+        run_id=args.run_id,
+    )
+    try:
+        prepare_targets(options)
+    except DataPlaneUnavailable as exc:
+        print(f"benchmark cannot emulate Kubernetes Services here: {exc}", file=sys.stderr)
+        return 2
+    except TargetError as exc:
+        print(f"benchmark cannot use its target: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted before the first run", file=sys.stderr)
+        return 130
+    removed = sweep_stale()
+    if removed:
+        print(f"cleaned up after an earlier interrupted run: {', '.join(removed)}", file=sys.stderr)
+    try:
+        micro_result: tuple[list[Check], list[str]] = ([], [])
+        if not args.skip_micro:
+            print("measuring the in-code hop overhead ...", file=sys.stderr)
+            micro_result = micro_checks(int(profile["micro_calls"]))
+        out_dir = asyncio.run(run_suite(options, micro_result))
+    except KeyboardInterrupt:
+        print("interrupted: every child process stopped and every rule removed", file=sys.stderr)
+        return 130
+    except TargetError as exc:  # a deployment tool refused (compose up, kubectl ...): its own last line says why
+        print(f"benchmark failed: {exc} (logs under {options.out / 'runs'})", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        logging.getLogger("bench").exception("benchmark failed")
+        print(
+            f"benchmark failed: {type(exc).__name__}: {exc} (replica logs under {options.out / 'runs'})",
+            file=sys.stderr,
+        )
+        return 1
+    summary = (out_dir / "report.md").read_text().split("## ", 2)
+    print(f"report: {out_dir / 'report.md'} (also {options.out / 'latest'})")
+    if len(summary) > 1:
+        print("## " + summary[1][:1500])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,280 @@
+"""Render every measured figure in docs/ from a benchmark report, so the docs cannot drift from the numbers.
+
+Markdown files carry two kinds of markers, and everything between them is rewritten:
+
+- blocks: ``<!-- measured:NAME -->`` ... ``<!-- /measured -->`` with NAME one of ``BLOCKS``;
+- inline values: ``<!-- m:PATH[|FORMAT] -->`` ... ``<!-- /m -->`` where PATH walks report.json
+  (``scenarios.crashed-replica.cloud.error_rate``) and FORMAT is one of ``FORMATS``; ``compose:PATH`` reads
+  the compose-target reference instead.
+
+`python -m bench.report.docs` re-renders from the committed reference reports: docs/reference/report.json
+(the local target, all styles) and docs/reference/compose/report.json (`--target compose`, the cloud style on
+the real compose stack). `--adopt reports/latest` first copies a new report (and its plots) in as the
+reference its target belongs to. `--check` only compares, for the test that fails when docs and reference
+disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+REFERENCE = DOCS / "reference"
+#: reference name -> directory; "local" is the default one every marker without a prefix reads.
+REFERENCES = {"local": REFERENCE, "compose": REFERENCE / "compose"}
+DOC_FILES = ("comparison.md", "benchmark.md")
+README = ROOT / "README.md"
+
+_BLOCK = re.compile(r"(<!-- measured:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)", re.S)
+_INLINE = re.compile(
+    r"(<!-- m:(?:(?P<ref>[a-z]+):)?(?P<path>[^|>:]+?)(?:\|(?P<fmt>[a-z%]+))? -->)(?P<body>.*?)(<!-- /m -->)"
+)
+
+
+def _ms(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+def _pct(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return "0 %" if value == 0 else f"{value * 100:.2f} %" if value < 0.1 else f"{value * 100:.0f} %"
+
+
+def _secs(value: Any) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _ratio(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1f}x"
+
+
+FORMATS: dict[str, Callable[[Any], str]] = {"ms": _ms, "pct": _pct, "s": _secs, "num": _num, "x": _ratio}
+
+
+def lookup(doc: Mapping[str, Any], path: str) -> Any:
+    """Walk a dotted path; a segment of ``checks`` may name a check by a prefix of its name."""
+    node: Any = doc
+    for part in path.split("."):
+        if isinstance(node, list):
+            node = next(item for item in node if str(item.get("name", "")).startswith(part))
+        else:
+            node = node[part]
+    return node
+
+
+def _styles(doc: Mapping[str, Any]) -> list[str]:
+    return list(doc["styles"])
+
+
+def block_environment(doc: Mapping[str, Any]) -> str:
+    env, options = doc["environment"], doc.get("options", {})
+    rows = [
+        ("produced", f"{doc.get('created', '?')[:19]} UTC, `make benchmark` (profile {options.get('profile')})"),
+        ("target", f"{env['target']} (processes on loopback; Kubernetes Services emulated by {env['data_plane']})"),
+        ("registry", "real Consul" if env["registry"] == "consul" else "the project's Consul stand-in"),
+        ("cgroup limits", f"{'on' if env['cgroups'] else 'off'} ({env.get('cgroups_detail', '')})"),
+        ("machine", f"{env['machine']}, {env['cpu_count']} CPUs, {env['python']}"),
+        ("load", f"{options.get('rate')} req/s open loop, replicas {options.get('replicas')}"),
+    ]
+    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _result_cell(entry: Mapping[str, Any] | None) -> str:
+    """errors / p99 / recovered of one scenario x style entry ("-" when it did not run)."""
+    if entry is None:
+        return "-"
+    if not entry.get("valid", True):
+        return "invalid run"
+    recovered = _secs(entry.get("recovery_s")) if entry.get("fault") else "-"
+    return f"{_pct(entry['error_rate'])} / {_ms(entry['p99_ms'])} / {recovered}"
+
+
+def _extra_secs(doc: Mapping[str, Any], scenario: str, style: str, key: str) -> str:
+    """A control-plane timing of the run's ``extra`` figures, "never" when absent."""
+    return _secs(doc["scenarios"].get(scenario, {}).get(style, {}).get("extra", {}).get(key))
+
+
+def block_results(doc: Mapping[str, Any]) -> str:
+    styles = _styles(doc)
+    head = "| scenario | " + " | ".join(f"{s}: errors / p99 / recovered" for s in styles) + " |"
+    lines = [head, "|---" * (len(styles) + 1) + "|"]
+    for name, entries in doc["scenarios"].items():
+        cells = [_result_cell(entries.get(style)) for style in styles]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def block_control_plane(doc: Mapping[str, Any]) -> str:
+    """Seconds until the control plane stopped routing to the faulty replica / started routing to a new one."""
+    styles = _styles(doc)
+    rows = [
+        ("crashed-replica", "removed_s", "crashed replica out of rotation"),
+        ("hung-replica", "removed_s", "hung replica out of rotation"),
+        ("scale-out", "routable_s", "new replica routable"),
+        ("scale-out", "fair_share_s", "new replica at >= 80 % of its fair share"),
+        ("config-change", "config_applied_s", "timeout change applied everywhere"),
+    ]
+    lines = ["| after the fault | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
+    for scenario, key, label in rows:
+        cells = [_extra_secs(doc, scenario, style, key) for style in styles]
+        lines.append(f"| {label} ({scenario}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def block_shares(doc: Mapping[str, Any]) -> str:
+    """Per-replica share of inventory traffic in the steady run: where keep-alive pinning shows."""
+    styles = _styles(doc)
+    steady = doc["scenarios"].get("steady", {})
+    lines = ["| style | inventory replica shares (steady) | busiest / fair share |", "|---|---|---|"]
+    for style in styles:
+        entry = steady.get(style, {})
+        shares = entry.get("replica_share", {}).get("inventory", {})
+        text = ", ".join(f"{k} {v * 100:.0f} %" for k, v in sorted(shares.items())) or "n/a"
+        over = entry.get("replica_share_max_over_fair", {}).get("inventory")
+        lines.append(f"| {style} | {text} | {_ratio(over)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def block_checks(doc: Mapping[str, Any]) -> str:
+    lines = ["| goal | target | measured | pass |", "|---|---|---|---|"]
+    for check in doc["checks"]:
+        measured = check["measured"]
+        shown = _num(measured) if not isinstance(measured, str) else measured
+        passed = "yes" if check["pass"] else "**no**"
+        lines.append(f"| {_cell(check['name'])} | {_cell(check['target'])} | {_cell(shown)} | {passed} |")
+    return "\n".join(lines) + "\n"
+
+
+def block_compose_vs_local(docs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The cloud style measured twice: processes on loopback (local) and the real compose stack."""
+    local, compose = docs["local"], docs["compose"]
+    lines = [
+        "| cloud style | local: errors / p99 / recovered | compose: errors / p99 / recovered |",
+        "|---|---|---|",
+    ]
+    for name in compose["scenarios"]:
+        cells = [_result_cell(doc["scenarios"].get(name, {}).get("cloud")) for doc in (local, compose)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for scenario, key, label in (
+        ("crashed-replica", "removed_s", "crashed replica out of Consul"),
+        ("crashed-replica", "back_s", "crashed replica back in Consul"),
+        ("hung-replica", "removed_s", "hung replica out of Consul"),
+        ("scale-out", "routable_s", "new replica routable"),
+        ("config-change", "config_applied_s", "KV change applied everywhere"),
+    ):
+        cells = [_extra_secs(doc, scenario, "cloud", key) for doc in (local, compose)]
+        lines.append(f"| {label} ({scenario}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "environment": block_environment,
+    "results": block_results,
+    "control-plane": block_control_plane,
+    "shares": block_shares,
+    "checks": block_checks,
+}
+#: Blocks that compare reference reports, given every reference by name.
+MULTI_BLOCKS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], str]] = {
+    "compose-vs-local": block_compose_vs_local,
+}
+
+
+def render(text: str, docs: Mapping[str, Mapping[str, Any]]) -> str:
+    def block(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name in MULTI_BLOCKS:
+            return match.group(1) + MULTI_BLOCKS[name](docs) + match.group(4)
+        if name not in BLOCKS:
+            raise KeyError(f"unknown measured block {name!r}")
+        return match.group(1) + BLOCKS[name](docs["local"]) + match.group(4)
+
+    def inline(match: re.Match[str]) -> str:
+        fmt = FORMATS[match.group("fmt") or "num"]
+        doc = docs[match.group("ref") or "local"]
+        return match.group(1) + fmt(lookup(doc, match.group("path").strip())) + match.group(6)
+
+    return _INLINE.sub(inline, _BLOCK.sub(block, text))
+
+
+def load_references() -> dict[str, Mapping[str, Any]]:
+    return {
+        name: json.loads((folder / "report.json").read_text())
+        for name, folder in REFERENCES.items()
+        if (folder / "report.json").is_file()
+    }
+
+
+def targets() -> list[Path]:
+    return [DOCS / name for name in DOC_FILES if (DOCS / name).exists()] + [README]
+
+
+def reference_for(report: Mapping[str, Any]) -> Path:
+    """The local target's report is the main reference; a cloud-only compose report is the compose one."""
+    return REFERENCES["compose"] if str(report.get("target", "")).startswith("compose") else REFERENCES["local"]
+
+
+def adopt(report_dir: Path) -> Path:
+    """Make a benchmark report the docs' reference for its target: report.json plus its plots."""
+    folder = reference_for(json.loads((report_dir / "report.json").read_text()))
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    shutil.copy2(report_dir / "report.json", folder / "report.json")
+    for png in report_dir.glob("*.png"):
+        shutil.copy2(png, folder / png.name)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report.docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--adopt", type=Path, help="a report directory (e.g. reports/latest) to make the reference")
+    parser.add_argument("--check", action="store_true", help="only report files whose figures differ")
+    args = parser.parse_args(argv)
+    if args.adopt is not None:
+        if not (args.adopt / "report.json").is_file():
+            parser.error(f"no report.json in {args.adopt}")
+        print(f"adopted {args.adopt} as {adopt(args.adopt).relative_to(ROOT)}")
+    docs = load_references()
+    stale = []
+    for path in targets():
+        text = path.read_text()
+        fresh = render(text, docs)
+        if fresh != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(fresh)
+    if args.check and stale:
+        print("docs differ from docs/reference/report.json: " + ", ".join(str(p.relative_to(ROOT)) for p in stale))
+        return 1
+    sources = ", ".join(str((REFERENCES[name] / "report.json").relative_to(ROOT)) for name in docs)
+    print(("checked" if args.check else "rendered") + f" {len(targets())} files from {sources}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

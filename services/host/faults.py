@@ -1,0 +1,133 @@
+"""Runtime fault injection, so the benchmark can apply the same fault the same way in every style.
+
+The admin API exists only when an admin token is configured; without one the routes are never
+mounted and answer 404 like any unknown path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import random
+import threading
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit.lifecycle import Lifecycle
+from services.kit.problems import Problem
+
+_EXEMPT_PREFIXES = ("/admin", "/metrics")
+CRASH_EXIT_CODE = 137
+
+
+class Faults(BaseModel):
+    """What is currently injected; all-zero means healthy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(0, ge=0, le=60_000)
+    jitter_ms: float = Field(0, ge=0, le=60_000)
+    error_rate: float = Field(0, ge=0, le=1)
+    unready: bool = False
+    hang: bool = False
+    cpu_burn: float = Field(0, ge=0, le=1, description="share of the event loop's thread spent spinning")
+
+
+class FaultState:
+    """Holds the active faults; a hang waits on an event so clearing the fault releases hung requests."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.current = Faults()
+        self.lifecycle = lifecycle
+        self._release = asyncio.Event()
+        self._burner: threading.Thread | None = None
+        self._burn_share = 0.0
+
+    def apply(self, faults: Faults) -> None:
+        self.current = faults
+        self.lifecycle.forced_unready = faults.unready
+        if faults.hang:
+            self._release.clear()
+        else:
+            self._release.set()
+        self._burn_share = faults.cpu_burn
+        if faults.cpu_burn > 0 and (self._burner is None or not self._burner.is_alive()):
+            self._burner = threading.Thread(target=self._burn, name="cpu-burn", daemon=True)
+            self._burner.start()
+
+    def _burn(self) -> None:
+        # A Python thread holding the GIL steals time from this replica's event loop only, the
+        # way a noisy neighbour in the same pod steals its CPU quota.
+        period = 0.01
+        while self._burn_share > 0:
+            busy_until = time.perf_counter() + period * self._burn_share
+            while time.perf_counter() < busy_until:
+                pass
+            time.sleep(period * (1 - self._burn_share))
+
+    async def before_request(self, path: str) -> bool:
+        """Apply latency/hang; return True when this request should fail with an injected 5xx."""
+        faults = self.current
+        if faults.hang:
+            await self._release.wait()
+        delay = faults.latency_ms + (random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        if faults.error_rate > 0 and not path.startswith("/health"):
+            return random.random() < faults.error_rate
+        return False
+
+
+async def fault_gate(request: Request) -> None:
+    """App-wide dependency: runs after routing, so injected failures are counted under their route."""
+    state: FaultState = request.app.state.context.faults
+    current = state.current
+    if not (current.latency_ms or current.jitter_ms or current.error_rate or current.hang):
+        return
+    path = request.url.path
+    if path.startswith(_EXEMPT_PREFIXES):
+        return
+    if await state.before_request(path):
+        raise Problem(500, "Injected fault", "error_rate fault is active")
+
+
+def install_faults(app: FastAPI, state: FaultState, admin_token: str) -> None:
+    if not admin_token:
+        return
+
+    def authorize(authorization: Annotated[str, Header()] = "") -> None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), admin_token.encode()):
+            raise Problem(401, "Unauthorized", "a valid admin bearer token is required")
+
+    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(authorize)])
+
+    @router.get("/faults")
+    async def get_faults() -> Faults:
+        return state.current
+
+    @router.put("/faults")
+    async def put_faults(faults: Faults) -> Faults:
+        state.apply(faults)
+        return state.current
+
+    @router.delete("/faults")
+    async def clear_faults() -> Faults:
+        state.apply(Faults())
+        return state.current
+
+    @router.post("/crash", status_code=202)
+    async def crash() -> dict[str, int]:
+        """The process dies at once, no drain, exit code 137 like a SIGKILL: a crash as its restarter sees it.
+
+        Where the benchmark cannot signal the process itself (a pod on a real cluster, whose PID 1 ignores
+        signals sent from inside its namespace), this is how it kills the container.
+        """
+        asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
+        return {"exit_code": CRASH_EXIT_CODE}
+
+    app.include_router(router)

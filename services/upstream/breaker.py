@@ -1,0 +1,161 @@
+"""Per-instance circuit breakers on pybreaker, adapted to asyncio.
+
+pybreaker has no asyncio support of its own (its `call_async` needs Tornado), so the adaptation uses
+its public `calling()` context manager: pybreaker decides admission when the `with` block is entered
+(raising `CircuitBreakerError` while open, moving to half-open once `reset_timeout` has passed) and
+records success or failure when the block exits, so the awaited call in between is judged by
+pybreaker's own state machine and listeners. Two additions, both outside pybreaker's state: only one
+trial call at a time while half-open (pybreaker lets every concurrent call through), and cancellation
+is not counted as a failure of the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pybreaker
+
+from services.kit.metrics import BREAKER_STATE
+from services.kit.settings import Tunables
+from services.upstream.call import Cause, Handler, UpstreamError, UpstreamRequest, UpstreamResponse
+
+T = TypeVar("T")
+_STATE_VALUE = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError)
+
+
+class _GaugeListener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
+    def __init__(self, upstream: str, instance: str) -> None:
+        self.labels = BREAKER_STATE.labels(upstream, instance)
+        self.labels.set(0)
+
+    def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+        self.labels.set(_STATE_VALUE.get(new_state.name, 0))
+
+
+class AsyncBreaker:
+    def __init__(self, upstream: str, instance: str, fail_max: int, reset_s: float) -> None:
+        self.cb = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_s,
+            exclude=[_is_cancellation],
+            listeners=[_GaugeListener(upstream, instance)],
+            throw_new_error_on_trip=False,
+            name=f"{upstream}/{instance}",
+        )
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> str:
+        return str(self.cb.current_state)
+
+    def admits(self) -> bool:
+        """Whether a call would be let through now, without changing any state (used by the balancer)."""
+        state = self.cb.current_state
+        if state == pybreaker.STATE_OPEN:
+            opened_at = self.cb._state_storage.opened_at
+            return opened_at is None or datetime.now(UTC) >= opened_at + timedelta(seconds=self.cb.reset_timeout)
+        if state == pybreaker.STATE_HALF_OPEN:
+            return not self._trial_in_flight
+        return True
+
+    async def call(
+        self, func: Callable[..., Awaitable[T]], *args: Any, failed: Callable[[T, float], bool] | None = None
+    ) -> T:
+        """`await func(*args)` under pybreaker; `failed(result, seconds)` may judge a returned result a failure
+        (counted by pybreaker, yet still returned to the caller)."""
+        if self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
+            raise pybreaker.CircuitBreakerError("half-open trial already in flight")
+        start = time.monotonic()
+        try:
+            with self.cb.calling():  # raises CircuitBreakerError when open
+                trial = self.cb.current_state == pybreaker.STATE_HALF_OPEN
+                if trial:
+                    self._trial_in_flight = True
+                try:
+                    result = await func(*args)
+                    if failed is not None and failed(result, time.monotonic() - start):
+                        raise _CountedFailure(result)
+                    return result
+                finally:
+                    if trial:
+                        self._trial_in_flight = False
+        except _CountedFailure as counted:
+            return counted.result  # type: ignore[return-value]
+
+
+class _CountedFailure(Exception):
+    """Carries a result pybreaker must count as a failure through the `with`, to be returned after it."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+
+class BreakerRegistry:
+    """One breaker per upstream instance, created on first use, thresholds refreshed live."""
+
+    def __init__(self, upstream: str, fail_max: int, reset_s: float) -> None:
+        self.upstream = upstream
+        self.fail_max = fail_max
+        self.reset_s = reset_s
+        self._breakers: dict[str, AsyncBreaker] = {}
+
+    def get(self, instance: str) -> AsyncBreaker:
+        breaker = self._breakers.get(instance)
+        if breaker is None:
+            breaker = self._breakers[instance] = AsyncBreaker(self.upstream, instance, self.fail_max, self.reset_s)
+        return breaker
+
+    def admits(self, instance: str) -> bool:
+        breaker = self._breakers.get(instance)
+        return breaker is None or breaker.admits()
+
+    def configure(self, fail_max: int, reset_s: float) -> None:
+        self.fail_max, self.reset_s = fail_max, reset_s
+        for breaker in self._breakers.values():
+            breaker.cb.fail_max = fail_max
+            breaker.cb.reset_timeout = reset_s
+
+    def retain(self, instances: set[str]) -> None:
+        """Forget breakers of instances discovery no longer lists, so their state and gauge do not linger."""
+        for instance in set(self._breakers) - instances:
+            del self._breakers[instance]
+            with contextlib.suppress(KeyError):
+                BREAKER_STATE.remove(self.upstream, instance)
+
+    def states(self) -> dict[str, str]:
+        return {instance: breaker.state for instance, breaker in self._breakers.items()}
+
+
+class BreakerPolicy:
+    """Failures are errors, 5xx answers and slow answers (slower than `breaker_slow_call_s`).
+
+    Counting slow calls is Resilience4j's slow-call-rate idea: a replica that answers, but late, is
+    taken out of rotation like one that fails, and a slow answer is still returned to the caller.
+    """
+
+    def __init__(self, registry: BreakerRegistry, tunables: Callable[[], Tunables]) -> None:
+        self.registry = registry
+        self.tunables = tunables
+
+    def _failed(self, response: UpstreamResponse, seconds: float) -> bool:
+        return response.status >= 500 or seconds > self.tunables().breaker_slow_call_s
+
+    async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
+        assert request.instance is not None
+        breaker = self.registry.get(request.instance.id)
+        request.breaker_state = breaker.state
+        try:
+            return await breaker.call(call_next, request, failed=self._failed)
+        except pybreaker.CircuitBreakerError as exc:
+            raise UpstreamError(
+                request.upstream, Cause.BREAKER_OPEN, str(exc), sent=False, instance=request.instance.id
+            ) from None

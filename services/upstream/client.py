@@ -1,0 +1,46 @@
+"""What handlers call: `await client.request(...)`, whatever the style put in the chain."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from services.kit.metrics import UPSTREAM_DURATION
+from services.upstream.call import Handler, UpstreamRequest, UpstreamResponse
+from services.upstream.config import TunableStore
+
+
+class UpstreamClient:
+    def __init__(self, name: str, handler: Handler, store: TunableStore, describe: str) -> None:
+        self.name = name
+        self.handler = handler
+        self.store = store
+        self.describe = describe
+        self._duration = UPSTREAM_DURATION.labels(name)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> UpstreamResponse:
+        """`idempotent` defaults to the HTTP method's semantics; writes opt in with an idempotency key."""
+        if idempotent is None:
+            idempotent = method in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+        start = time.monotonic()
+        request = UpstreamRequest(
+            upstream=self.name,
+            method=method,
+            path=path,
+            json_body=json_body,
+            headers=headers or {},
+            idempotent=idempotent,
+            deadline=start + self.store.current.deadline_s,
+        )
+        try:
+            return await self.handler(request)
+        finally:
+            self._duration.observe(time.monotonic() - start)

@@ -1,0 +1,132 @@
+"""Where calls can go: a fixed Service address (platform) or Consul's passing instances (cloud).
+
+ConsulDiscovery is the Spring Cloud Consul catalog watch in miniature: a background blocking query
+on `/v1/health/service/<name>?passing` feeds an in-memory list that every request reads without I/O.
+When Consul is unreachable the last good list stays in use; its age is exported as a metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from services.kit.background import cancel_and_wait
+from services.kit.metrics import DISCOVERY_CACHE_AGE, DISCOVERY_INSTANCES
+from services.upstream.call import Instance
+
+log = logging.getLogger("services.discovery")
+
+
+class Discovery(Protocol):
+    def instances(self) -> Sequence[Instance]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class StaticDiscovery:
+    """The platform answer to discovery: one stable address, balanced by the platform behind it."""
+
+    def __init__(self, url: str) -> None:
+        self._instances = (Instance(id=urlsplit(url).netloc, base_url=url.rstrip("/")),)
+
+    def instances(self) -> Sequence[Instance]:
+        return self._instances
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class ConsulDiscovery:
+    def __init__(self, upstream: str, consul_client: Any, wait: str = "30s") -> None:
+        self.upstream = upstream
+        self.consul = consul_client
+        self.wait = wait
+        self._instances: tuple[Instance, ...] = ()
+        self._updated = 0.0
+        self._index: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self._age = DISCOVERY_CACHE_AGE.labels(upstream)
+        self._age.set_function(self.age)
+        self._count = DISCOVERY_INSTANCES.labels(upstream)
+        self._listeners: list[Callable[[set[str]], None]] = []
+
+    def subscribe(self, listener: Callable[[set[str]], None]) -> None:
+        """Called with the instance ids after every change of the list."""
+        self._listeners.append(listener)
+
+    def instances(self) -> Sequence[Instance]:
+        return self._instances
+
+    def age(self) -> float:
+        return time.monotonic() - self._updated if self._updated else float("inf")
+
+    def apply_health(self, nodes: list[dict[str, Any]]) -> None:
+        fresh = []
+        for node in nodes:
+            service = node["Service"]
+            address = service.get("Address") or node["Node"]["Address"]
+            fresh.append(Instance(id=service["ID"], base_url=f"http://{address}:{service['Port']}"))
+        fresh.sort(key=lambda instance: instance.id)
+        changed = tuple(fresh) != self._instances
+        if changed:
+            log.info("%s instances: %s", self.upstream, [i.id for i in fresh], extra={"upstream": self.upstream})
+        self._instances = tuple(fresh)
+        self._updated = time.monotonic()
+        self._count.set(len(fresh))
+        self.ready.set()
+        if changed:
+            ids = {instance.id for instance in fresh}
+            for listener in self._listeners:
+                listener(ids)
+
+    async def _watch(self) -> None:
+        failures = 0
+        wait_s = float(self.wait.rstrip("s"))
+        while True:
+            try:
+                async with asyncio.timeout(wait_s + 5):
+                    index, nodes = await self.consul.health.service(
+                        self.upstream, passing=True, index=self._index, wait=self.wait
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(5.0, 0.25 * 2 ** min(failures, 5)) * random.uniform(0.5, 1.0)
+                log.warning(
+                    "consul watch for %s failed (%s); serving %d cached instances, retry in %.2fs",
+                    self.upstream,
+                    type(exc).__name__,
+                    len(self._instances),
+                    delay,
+                    extra={"upstream": self.upstream},
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            # Consul: an index that goes backwards means reset and start over.
+            if self._index is not None and index is not None and int(index) < int(self._index):
+                index = None
+            self._index = index
+            self.apply_health(nodes)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name=f"consul-watch-{self.upstream}")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.ready.wait()
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
