@@ -30,7 +30,7 @@ log = logging.getLogger("services.registry.launch")
 
 Kind = Literal["consul", "stand-in"]
 _BANNER = re.compile(r"listening on http://\[?([^\]\s/]+?)\]?:(\d+)")
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tail(path: Path, lines: int = 20) -> str:

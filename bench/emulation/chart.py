@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from bench.emulation.cgroups import ResourceLimits
+from bench.paths import CHART_DIR
 
-DEFAULT_VALUES = Path(__file__).resolve().parents[3] / "charts" / "cloud-or-k8s" / "values.yaml"
+DEFAULT_VALUES = CHART_DIR / "values.yaml"
 
 #: The issue's replica counts, used when the chart does not say (Kubernetes itself would default to 1).
 DEFAULT_REPLICAS = {"gateway": 1, "orders": 2, "inventory": 3}

@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench.paths import ROOT
+
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
 #: reference name -> directory; "local" is the default one every marker without a prefix reads.

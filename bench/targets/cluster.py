@@ -34,13 +34,13 @@ import yaml
 
 from bench.emulation import KubeParams, ManagedProcess, Supervisor
 from bench.emulation.usage import ProcessUsage
+from bench.paths import ROOT
 from bench.targets.deployment import Deployment
 from bench.targets.local import SERVICES, StyleStack
 from bench.targets.shell import TargetError, output_sync, require, run, run_sync
 
 log = logging.getLogger("bench.cluster")
 
-ROOT = Path(__file__).resolve().parents[3]
 K8S_UP = ROOT / "charts" / "k8s-up.sh"
 RELEASE = "cloud-or-k8s"  # the release name contains the chart name, so objects are "cloud-or-k8s-<service>"
 SERVICE_PORT = 8000

@@ -28,14 +28,13 @@ import psutil
 
 from bench.emulation import Supervisor
 from bench.emulation.usage import ProcessUsage, read_proc_usage
+from bench.paths import COMPOSE_DIR
 from bench.targets.deployment import Deployment
 from bench.targets.local import SERVICES, ConsulStack
 from bench.targets.shell import TargetError, output_sync, run, run_sync
 
 log = logging.getLogger("bench.compose")
 
-ROOT = Path(__file__).resolve().parents[3]
-COMPOSE_DIR = ROOT / "compose"
 PROJECT_PREFIX = "cok-bench-"  # Deployment.name's prefix
 OWNER_LABEL = "cok-bench.owner"
 SERVICE_PORT = 8000

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.stack import running_stack, wait_for
+from tests.support.stack import running_stack, wait_for
 
 ROUTE = "/products/{product_id}"
 

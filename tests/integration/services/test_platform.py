@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import ADMIN_TOKEN, Replica, order, running_stack, wait_for
+from tests.support.stack import ADMIN_TOKEN, Replica, order, running_stack, wait_for
 
 PROBLEM = "application/problem+json"
 

@@ -20,8 +20,8 @@ import pytest
 
 from bench.suite.runner import style_run_id
 from bench.targets.compose import OWNER_LABEL, sweep_stale_projects
-from tests.docker_env import IMAGE, build_image, docker
-from tests.stack import wait_for_first_run
+from tests.support.docker_env import IMAGE, build_image, docker
+from tests.support.stack import wait_for_first_run
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 

@@ -46,7 +46,7 @@ from bench.emulation.model import Endpoint, VirtualService
 from bench.emulation.probes import ProbeCounter
 from services.kit.net import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 BLOCK, VIP_BLOCK = 7, 107
 TOKEN = "runtime-test-admin-token"
 ENV = {

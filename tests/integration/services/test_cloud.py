@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from consul_standin.launch import RegistryHandle, start_registry
-from tests.stack import Replica, Stack, order, running_stack, wait_for
+from tests.support.stack import Replica, Stack, order, running_stack, wait_for
 
 FAST_CHECKS = {"STYLE": "cloud", "CHECK_INTERVAL": "250ms", "CHECK_TIMEOUT": "200ms", "DEREGISTER_CRITICAL_AFTER": "1m"}
 

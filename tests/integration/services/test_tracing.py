@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from services.kit.net import free_port
-from tests.stack import order, running_stack, wait_for
+from tests.support.stack import order, running_stack, wait_for
 
 
 class Collector:

@@ -19,7 +19,7 @@ import yaml
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
 
-CHART = Path(__file__).resolve().parents[1] / "charts" / "cloud-or-k8s"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "cloud-or-k8s"
 RELEASE = "cloud-or-k8s"
 NAMESPACE = "cok-test"
 SERVICES = ("gateway", "orders", "inventory")

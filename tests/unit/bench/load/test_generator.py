@@ -38,7 +38,7 @@ from bench.load.generator import (
     run_load,
 )
 
-FAKE = Path(__file__).with_name("bench_fake_gateway.py")
+FAKE = Path(__file__).resolve().parents[3] / "support" / "fake_gateway.py"
 
 
 def start_fake(host: str) -> tuple[subprocess.Popen[str], str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OFFLINE_BASE = os.environ.get("OFFLINE_BASE_IMAGE", "cloud-or-k8s/python-base:bookworm")
 IMAGE = "cloud-or-k8s/services:pytest"
 

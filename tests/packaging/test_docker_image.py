@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.docker_env import OFFLINE_BASE, build_image, docker
+from tests.support.docker_env import OFFLINE_BASE, build_image, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
