@@ -13,9 +13,8 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
+from services import SERVICES
 from services.kit.logs import configure_logging
-
-SERVICES = ("gateway", "orders", "inventory")
 
 
 class DrainingServer(uvicorn.Server):
