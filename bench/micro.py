@@ -32,12 +32,7 @@ import httpx
 from bench.report.model import Check, check_at_most
 from services.kit.net import free_port
 from services.kit.settings import Style, Tunables
-from services.upstream.breaker import AsyncBreaker
-from services.upstream.client import UpstreamClient
-from services.upstream.config import TunableStore
-from services.upstream.discovery import ConsulDiscovery
-from services.upstream.styles import build_client
-from services.upstream.transport import make_session
+from services.upstream import AsyncBreaker, ConsulDiscovery, TunableStore, UpstreamClient, build_client, make_session
 
 HOST = "127.0.90.1"
 TARGETS = {"hop_overhead_p50_us": 50.0, "hop_overhead_ratio": 0.10, "breaker_us": 5.0}

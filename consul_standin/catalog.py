@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consul_standin.changes import ChangeFeed
-from consul_standin.durations import format_duration
+from services.kit.durations import format_duration
 from consul_standin.registration import CheckDef, ServiceDef
 
 DATACENTER = "dc1"

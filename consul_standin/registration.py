@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from consul_standin.durations import parse_duration
+from services.kit.durations import parse_duration
 
 STATUSES = ("passing", "warning", "critical")
 MIN_INTERVAL_S = 1.0  # Consul raises shorter check intervals to this and logs a warning

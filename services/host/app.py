@@ -1,7 +1,7 @@
 """The app factory every service uses: health, metrics, faults, problems, telemetry and upstream clients.
 
-A service module only adds its routes and names its upstreams; everything that differs between the
-styles is decided here from `Settings.style`, through `presets.build_client`.
+A service module only adds its routes and names its upstreams; what differs between the styles is read
+from the style's row in `services.upstream.styles.STYLES` (what to start) and built by `build_client`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from services.host.faults import FaultState, fault_gate, install_faults
-from services.host.registration import KvWatcher, Registration, describe_agent, make_consul
+from services.host.registration import Registration
 from services.host.relay import install_upstream_errors
 from services.kit.lifecycle import Lifecycle
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 from services.kit.problems import install_problem_handlers, problem_response
-from services.kit.settings import Settings, Style
+from services.kit.settings import Settings
 from services.kit.telemetry import configure_tracing, instrument_app
-from services.upstream.client import UpstreamClient
-from services.upstream.config import FileWatcher, TunableStore
-from services.upstream.styles import PRESETS, build_client
-from services.upstream.transport import make_session
+from services.upstream import (
+    STYLES,
+    ConfigSource,
+    FileWatcher,
+    KvWatcher,
+    TunableStore,
+    UpstreamClient,
+    build_client,
+    describe_agent,
+    make_consul,
+    make_session,
+)
 
 log = logging.getLogger("services.app")
 
@@ -177,13 +185,16 @@ def create_app(
 
 async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
     settings = context.settings
-    config = PRESETS[settings.style]
+    spec = STYLES[settings.style]
     consul_client: Any = None
-    if settings.style is Style.CLOUD:
+    if spec.needs_consul:
         consul_client = make_consul(settings)
         stack.push_async_callback(_close_consul, consul_client)
         agent = await describe_agent(consul_client)
-        log.info("style=cloud, registry: %s at %s", agent, settings.consul_http_addr, extra={"registry": agent})
+        log.info(
+            "style=%s, registry: %s at %s", settings.style, agent, settings.consul_http_addr, extra={"registry": agent}
+        )
+    if spec.config is ConfigSource.CONSUL_KV:
         kv = KvWatcher(consul_client, f"config/{settings.service_name}/data", context.store)
         kv.start()
         stack.push_async_callback(kv.stop)
@@ -200,17 +211,18 @@ async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
         stack.push_async_callback(built.discovery.stop)
         context.clients[name] = built.client
         log.info("upstream %s: %s", name, built.client.describe, extra={"upstream": name})
-    if settings.style is Style.CLOUD:
+    if spec.registers:
         context.registration = Registration(consul_client, settings)
         context.registration.start()
         stack.push_async_callback(context.registration.deregister)
     log.info(
-        "%s %s ready after %.1fs warm-up (style=%s, registry discovery=%s)",
+        "%s %s ready after %.1fs warm-up (style=%s, discovery=%s, config=%s)",
         settings.service_name,
         settings.instance_id,
         settings.warmup_s,
         settings.style,
-        config.registry_discovery,
+        spec.discovery,
+        spec.config,
         extra={"style": settings.style.value, "event": "started"},
     )
 

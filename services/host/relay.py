@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from services.kit.problems import PROBLEM_JSON, problem_response
-from services.upstream.call import Cause, UpstreamError, UpstreamResponse
+from services.upstream import Cause, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("services.upstream")
 

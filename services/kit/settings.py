@@ -6,7 +6,6 @@ The style is configuration, not code: the same process becomes a Spring Cloud st
 
 from __future__ import annotations
 
-import re
 import socket
 from enum import StrEnum
 from typing import Annotated, Self
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+from services.kit.durations import seconds
 
 
 class Style(StrEnum):
@@ -26,18 +25,13 @@ class Style(StrEnum):
     HYBRID = "hybrid"
 
 
-def parse_duration(text: str) -> float:
-    """Consul and Go write durations as "10s" or "1m"; accept those (and plain seconds) in seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 2s, 1m)")
-    value, unit = float(match.group(1)), match.group(2)
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+def _duration(value: str) -> str:
+    seconds(value)  # raises ValueError with the reason; the text is kept, Consul takes it as written
+    return value
+
+
+# A duration setting ("2s", "1m", "500ms" or plain seconds), validated at start-up and kept as text.
+Duration = Annotated[str, AfterValidator(_duration)]
 
 
 def _service_url(value: str) -> str:
@@ -94,17 +88,11 @@ class Settings(Tunables):
     config_file: str = ""
     warmup_s: float = Field(0.5, ge=0, le=600)
     drain_s: float = Field(2.0, ge=0, le=600)
-    check_interval: str = "2s"
-    check_timeout: str = "1s"
-    deregister_critical_after: str = "1m"
+    check_interval: Duration = "2s"
+    check_timeout: Duration = "1s"
+    deregister_critical_after: Duration = "1m"
     max_body_bytes: int = Field(16_384, ge=256, le=10_000_000)
     log_level: str = "INFO"
-
-    @field_validator("check_interval", "check_timeout", "deregister_critical_after")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
     @field_validator("log_level")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from services.kit.metrics import BALANCER_PICKS
-from services.upstream.breaker import BreakerRegistry
+from services.upstream.breaker import BreakerMap
 from services.upstream.call import (
     Cause,
     Handler,
@@ -45,7 +45,7 @@ class RoundRobin:
 class BalancePolicy:
     """discovery + balancer: chooses `request.instance` for this attempt."""
 
-    def __init__(self, discovery: Discovery, breakers: BreakerRegistry | None) -> None:
+    def __init__(self, discovery: Discovery, breakers: BreakerMap | None) -> None:
         self.discovery = discovery
         self.breakers = breakers
         self.balancer = RoundRobin()

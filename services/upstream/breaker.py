@@ -7,6 +7,10 @@ records success or failure when the block exits, so the awaited call in between 
 pybreaker's own state machine and listeners. Two additions, both outside pybreaker's state: only one
 trial call at a time while half-open (pybreaker lets every concurrent call through), and cancellation
 is not counted as a failure of the upstream.
+
+Time is injectable (`clock`, monotonic seconds): pybreaker compares its `opened_at` with the wall clock,
+so the breaker's storage reports `opened_at` as "now minus the clock's elapsed time since opening". Tests
+then move a fake clock instead of sleeping through `reset_timeout`.
 """
 
 from __future__ import annotations
@@ -41,8 +45,33 @@ class _GaugeListener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
         self.labels.set(_STATE_VALUE.get(new_state.name, 0))
 
 
+Clock = Callable[[], float]
+
+
+class _ClockedStorage(pybreaker.CircuitMemoryStorage):  # type: ignore[misc]
+    """pybreaker's in-memory storage, with the time since opening measured by an injectable clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(pybreaker.STATE_CLOSED)
+        self._clock = clock
+        self._opened_clock: float | None = None
+
+    @property
+    def opened_at(self) -> datetime | None:
+        if self._opened_clock is None:
+            return None
+        return datetime.now(UTC) - timedelta(seconds=self._clock() - self._opened_clock)
+
+    @opened_at.setter
+    def opened_at(self, value: datetime) -> None:
+        self._opened_clock = self._clock()
+
+
 class AsyncBreaker:
-    def __init__(self, upstream: str, instance: str, fail_max: int, reset_s: float) -> None:
+    def __init__(
+        self, upstream: str, instance: str, fail_max: int, reset_s: float, clock: Clock = time.monotonic
+    ) -> None:
+        self.clock = clock
         self.cb = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_s,
@@ -50,6 +79,7 @@ class AsyncBreaker:
             listeners=[_GaugeListener(upstream, instance)],
             throw_new_error_on_trip=False,
             name=f"{upstream}/{instance}",
+            state_storage=_ClockedStorage(clock),
         )
         self._trial_in_flight = False
 
@@ -74,7 +104,7 @@ class AsyncBreaker:
         (counted by pybreaker, yet still returned to the caller)."""
         if self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
             raise pybreaker.CircuitBreakerError("half-open trial already in flight")
-        start = time.monotonic()
+        start = self.clock()
         try:
             with self.cb.calling():  # raises CircuitBreakerError when open
                 trial = self.cb.current_state == pybreaker.STATE_HALF_OPEN
@@ -82,7 +112,7 @@ class AsyncBreaker:
                     self._trial_in_flight = True
                 try:
                     result = await func(*args)
-                    if failed is not None and failed(result, time.monotonic() - start):
+                    if failed is not None and failed(result, self.clock() - start):
                         raise _CountedFailure(result)
                     return result
                 finally:
@@ -99,19 +129,25 @@ class _CountedFailure(Exception):
         self.result = result
 
 
-class BreakerRegistry:
-    """One breaker per upstream instance, created on first use, thresholds refreshed live."""
+class BreakerMap:
+    """One breaker per upstream instance, created on first use, thresholds refreshed live.
 
-    def __init__(self, upstream: str, fail_max: int, reset_s: float) -> None:
+    (Named a map, not a registry: in this project "registry" means Consul.)
+    """
+
+    def __init__(self, upstream: str, fail_max: int, reset_s: float, clock: Clock = time.monotonic) -> None:
         self.upstream = upstream
         self.fail_max = fail_max
         self.reset_s = reset_s
+        self.clock = clock
         self._breakers: dict[str, AsyncBreaker] = {}
 
     def get(self, instance: str) -> AsyncBreaker:
         breaker = self._breakers.get(instance)
         if breaker is None:
-            breaker = self._breakers[instance] = AsyncBreaker(self.upstream, instance, self.fail_max, self.reset_s)
+            breaker = self._breakers[instance] = AsyncBreaker(
+                self.upstream, instance, self.fail_max, self.reset_s, self.clock
+            )
         return breaker
 
     def admits(self, instance: str) -> bool:
@@ -142,7 +178,7 @@ class BreakerPolicy:
     taken out of rotation like one that fails, and a slow answer is still returned to the caller.
     """
 
-    def __init__(self, registry: BreakerRegistry, tunables: Callable[[], Tunables]) -> None:
+    def __init__(self, registry: BreakerMap, tunables: Callable[[], Tunables]) -> None:
         self.registry = registry
         self.tunables = tunables
 

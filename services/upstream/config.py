@@ -1,22 +1,20 @@
 """Live tunables: the policies read `store.current` on every call, so a refresh needs no restart.
 
 Sources, lowest first: defaults, environment (the Settings the process started with), then either a
-mounted file (platform/hybrid: what a ConfigMap gives) or Consul KV (cloud).
+mounted file (platform/hybrid: what a ConfigMap gives) or Consul KV (cloud); both live in `sources.py`
+and feed `TunableStore.update` with a parsed document.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from services.kit.background import cancel_and_wait
 from services.kit.metrics import CONFIG_REFRESHES
 from services.kit.settings import Tunables
 
@@ -66,41 +64,3 @@ def parse_document(text: str | bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("tunables document must be a mapping")
     return data
-
-
-class FileWatcher:
-    """Polls a mounted file by mtime; kubelet swaps ConfigMap files through a symlink, which stat follows."""
-
-    def __init__(self, path: str, store: TunableStore, interval_s: float = 0.5) -> None:
-        self.path = path
-        self.store = store
-        self.interval_s = interval_s
-        self._stamp: tuple[float, int] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def load_once(self) -> None:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return
-        stamp = (stat.st_mtime, stat.st_size)
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                self.store.update(parse_document(handle.read()), f"file:{self.path}")
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            log.error("cannot read tunables file %s: %s", self.path, exc)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            self.load_once()
-
-    def start(self) -> None:
-        self.load_once()
-        self._task = asyncio.create_task(self._run(), name="tunables-file-watch")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from services.kit.background import cancel_and_wait
 from services.kit.metrics import DISCOVERY_CACHE_AGE, DISCOVERY_INSTANCES
 from services.upstream.call import Instance
+from services.upstream.consul import BlockingQuery
 
 log = logging.getLogger("services.discovery")
 
@@ -54,8 +53,14 @@ class ConsulDiscovery:
         self.wait = wait
         self._instances: tuple[Instance, ...] = ()
         self._updated = 0.0
-        self._index: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._query = BlockingQuery(
+            f"consul-watch-{upstream}",
+            self._fetch,
+            self.apply_health,
+            wait=wait,
+            stale=lambda: f"; serving {len(self._instances)} cached instances",
+            extra={"upstream": upstream},
+        )
         self.ready = asyncio.Event()
         self._age = DISCOVERY_CACHE_AGE.labels(upstream)
         self._age.set_function(self.age)
@@ -91,42 +96,17 @@ class ConsulDiscovery:
             for listener in self._listeners:
                 listener(ids)
 
-    async def _watch(self) -> None:
-        failures = 0
-        wait_s = float(self.wait.rstrip("s"))
-        while True:
-            try:
-                async with asyncio.timeout(wait_s + 5):
-                    index, nodes = await self.consul.health.service(
-                        self.upstream, passing=True, index=self._index, wait=self.wait
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = min(5.0, 0.25 * 2 ** min(failures, 5)) * random.uniform(0.5, 1.0)
-                log.warning(
-                    "consul watch for %s failed (%s); serving %d cached instances, retry in %.2fs",
-                    self.upstream,
-                    type(exc).__name__,
-                    len(self._instances),
-                    delay,
-                    extra={"upstream": self.upstream},
-                )
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            # Consul: an index that goes backwards means reset and start over.
-            if self._index is not None and index is not None and int(index) < int(self._index):
-                index = None
-            self._index = index
-            self.apply_health(nodes)
+    async def _fetch(self, index: str | None, wait: str) -> tuple[str | None, Any]:
+        result: tuple[str | None, Any] = await self.consul.health.service(
+            self.upstream, passing=True, index=index, wait=wait
+        )
+        return result
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name=f"consul-watch-{self.upstream}")
+        self._query.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await self.ready.wait()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+        await self._query.stop()

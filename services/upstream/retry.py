@@ -1,7 +1,8 @@
 """Retries that cannot become a retry storm: only safe calls, jittered backoff, a budget, a deadline.
 
 The budget follows Finagle's RetryBudget idea: retries may add at most `ratio` of the recent request
-volume, plus a small floor per second so a quiet client can still retry at all.
+volume, plus a small floor per second so a quiet client can still retry at all. The budget's clock and the
+policy's sleep are injectable, so tests step time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from services.kit.metrics import RETRIES, RETRY_BUDGET_EXHAUSTED
 from services.kit.settings import Tunables
@@ -23,16 +24,19 @@ _RETRYABLE_IF_IDEMPOTENT = {Cause.TIMEOUT, Cause.CONNECTION_RESET, Cause.UPSTREA
 class RetryBudget:
     """Sliding window of 1 s buckets counting requests and retries."""
 
-    def __init__(self, ratio: float, min_per_s: float = 5.0, window_s: int = 10) -> None:
+    def __init__(
+        self, ratio: float, min_per_s: float = 5.0, window_s: int = 10, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.clock = clock
         self.ratio = ratio
         self.min_per_s = min_per_s
         self.window_s = window_s
         self._requests = [0] * window_s
         self._retries = [0] * window_s
-        self._second = int(time.monotonic())
+        self._second = int(clock())
 
     def _roll(self) -> int:
-        now = int(time.monotonic())
+        now = int(self.clock())
         if now != self._second:
             for step in range(min(now - self._second, self.window_s)):
                 slot = (self._second + step + 1) % self.window_s
@@ -59,9 +63,15 @@ def backoff_s(attempt: int, base_s: float = 0.01, cap_s: float = 0.2) -> float:
 
 
 class RetryPolicy:
-    def __init__(self, tunables: Callable[[], Tunables], budget: RetryBudget) -> None:
+    def __init__(
+        self,
+        tunables: Callable[[], Tunables],
+        budget: RetryBudget,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.tunables = tunables
         self.budget = budget
+        self.sleep = sleep
 
     def _retryable(self, request: UpstreamRequest, cause: Cause) -> bool:
         return cause in _NOT_SENT or (request.idempotent and cause in _RETRYABLE_IF_IDEMPOTENT)
@@ -96,7 +106,7 @@ class RetryPolicy:
                 RETRY_BUDGET_EXHAUSTED.labels(request.upstream).inc()
                 return self._give_up(request, response, error)
             RETRIES.labels(request.upstream).inc()
-            await asyncio.sleep(pause)
+            await self.sleep(pause)
 
     @staticmethod
     def _give_up(

@@ -1,15 +1,21 @@
-"""The three styles as presets of one stack: which discovery, and which policies are switched on."""
+"""The one table where the three styles differ, and the builder that turns a row into a client stack.
+
+A style is configuration of one design, not a code path: which discovery feeds the balancer, where live
+config comes from, whether the replica registers itself, and which policies wrap every call. The app factory
+(`services.host.app`) reads the same row to decide what to start; nothing else looks at `Settings.style`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import aiohttp
 
-from services.kit.settings import Style
+from services.kit.settings import Style, Tunables
 from services.upstream.balancer import BalancePolicy
-from services.upstream.breaker import BreakerPolicy, BreakerRegistry
+from services.upstream.breaker import BreakerMap, BreakerPolicy
 from services.upstream.call import Policy, chain
 from services.upstream.client import UpstreamClient
 from services.upstream.config import TunableStore
@@ -19,18 +25,40 @@ from services.upstream.retry import RetryBudget, RetryPolicy
 from services.upstream.transport import AiohttpTransport
 
 
+class DiscoveryKind(StrEnum):
+    CONSUL = "consul"  # Consul health API watch, balanced per request in the client (Spring Cloud)
+    SERVICE_URL = "service-url"  # one Service address, balanced per connection by kube-proxy
+
+
+class ConfigSource(StrEnum):
+    CONSUL_KV = "consul-kv"  # Spring Cloud Consul Config
+    FILE = "file"  # a mounted ConfigMap
+
+
 @dataclass(frozen=True)
-class StackConfig:
-    registry_discovery: bool  # Consul watch instead of a fixed Service URL
+class StyleSpec:
+    discovery: DiscoveryKind
+    config: ConfigSource
+    registers: bool  # the replica registers itself (with a health check) in Consul
     breaker: bool
     retry: bool
     bulkhead: bool
 
+    @property
+    def needs_consul(self) -> bool:
+        return self.registers or self.discovery is DiscoveryKind.CONSUL or self.config is ConfigSource.CONSUL_KV
 
-PRESETS = {
-    Style.CLOUD: StackConfig(registry_discovery=True, breaker=True, retry=True, bulkhead=True),
-    Style.PLATFORM: StackConfig(registry_discovery=False, breaker=False, retry=False, bulkhead=False),
-    Style.HYBRID: StackConfig(registry_discovery=False, breaker=True, retry=True, bulkhead=True),
+
+STYLES: dict[Style, StyleSpec] = {
+    Style.CLOUD: StyleSpec(
+        DiscoveryKind.CONSUL, ConfigSource.CONSUL_KV, registers=True, breaker=True, retry=True, bulkhead=True
+    ),
+    Style.PLATFORM: StyleSpec(
+        DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=False, retry=False, bulkhead=False
+    ),
+    Style.HYBRID: StyleSpec(
+        DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=True, retry=True, bulkhead=True
+    ),
 }
 
 
@@ -38,7 +66,7 @@ PRESETS = {
 class BuiltClient:
     client: UpstreamClient
     discovery: Discovery
-    breakers: BreakerRegistry | None
+    breakers: BreakerMap | None
 
 
 def build_client(
@@ -50,29 +78,28 @@ def build_client(
     service_url: str = "",
     consul_client: Any = None,
 ) -> BuiltClient:
-    config = PRESETS[style]
+    spec = STYLES[style]
     discovery: Discovery
-    if config.registry_discovery:
+    if spec.discovery is DiscoveryKind.CONSUL:
         discovery = ConsulDiscovery(upstream, consul_client)
     else:
         discovery = StaticDiscovery(service_url)
 
-    def tunables() -> Any:
+    def tunables() -> Tunables:
         return store.current
 
     breakers = None
-    if config.breaker:
+    if spec.breaker:
         current = store.current
-        breakers = BreakerRegistry(upstream, current.breaker_fail_max, current.breaker_reset_s)
-        registry = breakers
-        store.subscribe(lambda t: registry.configure(t.breaker_fail_max, t.breaker_reset_s))
+        breakers = BreakerMap(upstream, current.breaker_fail_max, current.breaker_reset_s)
+        store.subscribe(lambda t: breakers.configure(t.breaker_fail_max, t.breaker_reset_s))
         if isinstance(discovery, ConsulDiscovery):
-            discovery.subscribe(registry.retain)
+            discovery.subscribe(breakers.retain)
 
     policies: list[Policy] = []
-    if config.bulkhead:
+    if spec.bulkhead:
         policies.append(BulkheadPolicy(tunables))
-    if config.retry:
+    if spec.retry:
         budget = RetryBudget(store.current.retry_budget_ratio)
         store.subscribe(lambda t: setattr(budget, "ratio", t.retry_budget_ratio))
         policies.append(RetryPolicy(tunables, budget))

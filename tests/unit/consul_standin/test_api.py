@@ -21,7 +21,7 @@ import consul
 import consul.aio
 import pytest
 
-from consul_standin.durations import format_duration, parse_duration
+from services.kit.durations import format_duration, parse_duration
 from consul_standin.launch import RegistryHandle, start_registry
 from consul_standin.registration import RegistrationError, parse_registration
 from services.kit.net import free_port

@@ -1,4 +1,9 @@
-"""Go duration strings ("10s", "1m30s", "250ms"), the format Consul uses for every time field and parameter."""
+"""Go duration strings ("10s", "1m30s", "250ms"): the one parser every package uses.
+
+Consul writes every time field and parameter this way, Kubernetes and Spring configs mostly do too, so the
+shop's settings (check interval, deregister-after), its Consul watches (`wait`) and the Consul stand-in all
+read durations through this module instead of each trimming an "s" (which breaks on "1m").
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,14 @@ def parse_duration(value: object) -> float:
     if pos == 0:
         raise ValueError(f'time: invalid duration "{value}"')
     return sign * total
+
+
+def seconds(text: str) -> float:
+    """Seconds from a duration written by a person: a Go duration ("1m", "500ms") or plain seconds ("2.5")."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text)
 
 
 def _trim(number: float) -> str:
