@@ -32,8 +32,8 @@ os-packages: ## Install the OS tools the benchmark uses (iptables, iproute2) whe
 setup: $(STAMP) ## Create the virtualenv and install the project with its dev tools
 
 lint: $(STAMP) ## ruff, and the architecture contracts (import-linter, in pyproject.toml)
-	$(VENV)/bin/ruff check services bench consul_standin tests
-	$(VENV)/bin/ruff format --check services bench consul_standin tests
+	$(VENV)/bin/ruff check services bench consul_standin charts tests
+	$(VENV)/bin/ruff format --check services bench consul_standin charts tests
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP) ## mypy (strict on services/, bench/, consul_standin/)

@@ -14,30 +14,17 @@ import argparse
 import asyncio
 import logging
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 from bench import micro
-from bench.emulation import DataPlaneUnavailable, detect_data_plane, find_leftovers, sweep_stale
+from bench.emulation import DataPlaneUnavailable, sweep_stale
 from bench.emulation.chart import DEFAULT_REPLICAS
-from bench.progress import LiveProgress
-from bench.report.markdown import write_report
-from bench.report.model import Check, check_at_most
+from bench.report.model import Check
 from bench.scenarios import SCENARIOS
-from bench.suite.runner import (
-    STYLES,
-    TARGET_STYLES,
-    Options,
-    Runner,
-    build_report,
-    plan_targets,
-    scenario_checks,
-)
-from bench.targets.cluster import check_cluster
-from bench.targets.compose import build_image
-from bench.targets.local import KubeStack
+from bench.suite.options import Options
+from bench.suite.session import run_session
+from bench.targets.factory import STYLES, TARGET_STYLES, plan_targets, prepare_targets
 from bench.targets.shell import TargetError
 
 PROFILES = {
@@ -145,77 +132,6 @@ def micro_checks(calls: int) -> tuple[list[Check], list[str]]:
     return micro.checks(result["hop"], result["breaker"]), notes
 
 
-async def service_address_check(runner: Runner, calls: int) -> Check | None:
-    """iptables Service address vs the replica's own address, same replica, keep-alive, ABAB rounds."""
-    stack = next((s for s in runner.stacks.values() if isinstance(s, KubeStack)), None)
-    if stack is None:
-        return None
-    import aiohttp
-
-    vip = stack.kube.service_url("inventory") + "/products/p-001"
-    async with aiohttp.ClientSession() as via_vip, aiohttp.ClientSession() as direct:
-        async with via_vip.get(vip) as first:
-            pinned = first.headers["X-Instance-Id"]
-        replica = next(r for r in stack.replicas("inventory") if r.instance_id == pinned)
-        direct_url = replica.url + "/products/p-001"
-
-        async def p50(session: aiohttp.ClientSession, url: str) -> float:
-            samples = []
-            for _ in range(calls):
-                start = time.perf_counter_ns()
-                async with session.get(url) as response:
-                    await response.read()
-                samples.append((time.perf_counter_ns() - start) / 1000)
-            return statistics.median(samples)
-
-        ratios = []
-        for _ in range(6):
-            a = await p50(via_vip, vip)
-            b = await p50(direct, direct_url)
-            ratios.append(a / b - 1)
-    added = statistics.median(ratios)
-    return check_at_most(
-        f"{stack.kube.data_plane_kind} Service address vs direct replica, hop p50",
-        added,
-        0.02,
-        detail=f"median of 6 ABAB rounds, keep-alive; spread {min(ratios):+.1%}..{max(ratios):+.1%}",
-    )
-
-
-async def run_suite(options: Options, micro_result: tuple[list[Check], list[str]]) -> Path:
-    progress = LiveProgress(total_runs=len(options.scenarios) * len(options.styles) * options.repeats)
-    runner = Runner(options, progress)
-    try:
-        await runner.start()
-        checks = list(micro_result[0])
-        vip_check = await service_address_check(runner, 300 if options.profile == "quick" else 1000)
-        if vip_check is not None:
-            checks.append(vip_check)
-        with progress:
-            await runner.run_suite()
-        checks += scenario_checks(runner.runs, runner.params)
-        report = build_report(runner, checks, micro_result[1])
-    finally:
-        await runner.close()
-    leftovers = [find_leftovers(sup.run_id) for sup in runner.sup.values()]
-    for left in leftovers:
-        if not left.clean:
-            print(f"warning: leftovers after the run: {left.describe()}", file=sys.stderr)
-    return write_report(report, options.out)
-
-
-def prepare_targets(options: Options) -> None:
-    """What each target needs before anything starts; raises with a one-line reason when it is missing."""
-    targets = {options.target_of(style) for style in options.styles}
-    if any(options.target_of(s) == "local" for s in ("platform", "hybrid") if s in options.styles):
-        detect_data_plane()
-    if "k8s" in targets:
-        print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
-    if "compose" in targets:
-        print("compose target: building the service image from this checkout ...", file=sys.stderr)
-        print(f"compose target: image {build_image()}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -235,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id=args.run_id,
     )
     try:
-        prepare_targets(options)
+        prepare_targets(options.plan())
     except DataPlaneUnavailable as exc:
         print(f"benchmark cannot emulate Kubernetes Services here: {exc}", file=sys.stderr)
         return 2
@@ -253,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_micro:
             print("measuring the in-code hop overhead ...", file=sys.stderr)
             micro_result = micro_checks(int(profile["micro_calls"]))
-        out_dir = asyncio.run(run_suite(options, micro_result))
+        out_dir = asyncio.run(run_session(options, *micro_result))
     except KeyboardInterrupt:
         print("interrupted: every child process stopped and every rule removed", file=sys.stderr)
         return 130

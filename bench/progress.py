@@ -12,7 +12,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from bench.load.generator import LoadProgress
+from bench.load import LoadProgress
 
 
 def summary_line(sent: int, errors: int, rate: float, p99_ms: float | None) -> str:

@@ -13,10 +13,10 @@ from aiohttp import web
 from consul_standin.catalog import DATACENTER, Catalog, Node
 from consul_standin.changes import DEFAULT_WAIT_S, MAX_WAIT_S, ChangeFeed
 from consul_standin.checks import CheckRunner
-from services.kit.durations import parse_duration
 from consul_standin.kv import MAX_VALUE_BYTES, Entry, KVStore
 from consul_standin.registration import RegistrationError, parse_registration
 from services import __version__
+from services.kit.durations import parse_duration
 
 log = logging.getLogger("consul_standin")
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from consul_standin.changes import ChangeFeed
-from services.kit.durations import format_duration
 from consul_standin.registration import CheckDef, ServiceDef
+from services.kit.durations import format_duration
 
 DATACENTER = "dc1"
 

@@ -1,19 +1,23 @@
 """The local runtime: replicas as processes on loopback addresses, and the Kubernetes parts that matter.
 
-``Supervisor`` starts and tears down processes (also on Ctrl-C); ``KubeCluster`` adds Deployments,
-probes and Services on top of it (iptables DNAT like kube-proxy, else HAProxy); ``find_leftovers``
-proves a run cleaned up after itself.
+This package owns everything the ``local`` target needs to run the styles on one machine without a real
+cluster: ``Supervisor`` starts, signals and tears down processes (also on Ctrl-C, see ``exit_hooks``);
+``KubeCluster`` adds Deployments, pods, probes and Services on top of it (``controller``, ``kubelet``,
+``endpoints``; iptables DNAT like kube-proxy, else HAProxy); ``KubeParams`` reads the chart's numbers;
+``find_leftovers`` / ``sweep_stale`` prove a run cleaned up after itself.
 """
 
 from bench.emulation.cgroups import ResourceLimits
 from bench.emulation.chart import KubeParams, ProbeSpec, ServiceSpec
 from bench.emulation.dataplane import detect_data_plane
 from bench.emulation.events import KubeEvent
-from bench.emulation.kube import Deployment, KubeCluster, Pod
+from bench.emulation.kube import KubeCluster
 from bench.emulation.model import DataPlaneUnavailable, Endpoint, VirtualService
-from bench.emulation.supervisor import ManagedProcess, Replica, ReplicaExited, Supervisor
+from bench.emulation.processes import ManagedProcess, Replica, ReplicaExited
+from bench.emulation.supervisor import Supervisor
 from bench.emulation.teardown import Leftovers, assert_clean, find_leftovers, sweep_stale
 from bench.emulation.usage import ProcessUsage, read_proc_usage, self_usage
+from bench.emulation.workloads import Deployment, Pod
 
 __all__ = [
     "DataPlaneUnavailable",

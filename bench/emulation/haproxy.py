@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.emulation.model import DataPlaneUnavailable, Endpoint, ServiceTable, VirtualService
-from bench.emulation.supervisor import ManagedProcess, Supervisor
+from bench.emulation.processes import ManagedProcess
+from bench.emulation.supervisor import Supervisor
 
 _NAME = re.compile(r"[^A-Za-z0-9_.:-]")
 _ERROR = re.compile(r"no such|unknown|invalid|error|require|not found", re.IGNORECASE)

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.report.series import Bin, percentile
+from bench.load import Bin, percentile
 
 _EPS = 1e-9
 

@@ -17,7 +17,6 @@ disagree.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.paths import ROOT
+from bench.report import document
+from bench.report import format as fmt
 
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
@@ -40,35 +41,7 @@ _INLINE = re.compile(
 )
 
 
-def _ms(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
-
-
-def _pct(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return "0 %" if value == 0 else f"{value * 100:.2f} %" if value < 0.1 else f"{value * 100:.0f} %"
-
-
-def _secs(value: Any) -> str:
-    return "never" if value is None else f"{value:.1f} s"
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _ratio(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.1f}x"
-
-
-FORMATS: dict[str, Callable[[Any], str]] = {"ms": _ms, "pct": _pct, "s": _secs, "num": _num, "x": _ratio}
+FORMATS: dict[str, Callable[[Any], str]] = {"ms": fmt.ms, "pct": fmt.pct, "s": fmt.secs, "num": fmt.num, "x": fmt.times}
 
 
 def lookup(doc: Mapping[str, Any], path: str) -> Any:
@@ -106,13 +79,13 @@ def _result_cell(entry: Mapping[str, Any] | None) -> str:
         return "-"
     if not entry.get("valid", True):
         return "invalid run"
-    recovered = _secs(entry.get("recovery_s")) if entry.get("fault") else "-"
-    return f"{_pct(entry['error_rate'])} / {_ms(entry['p99_ms'])} / {recovered}"
+    recovered = fmt.secs(entry.get("recovery_s")) if entry.get("fault") else "-"
+    return f"{fmt.pct(entry['error_rate'])} / {fmt.ms(entry['p99_ms'])} / {recovered}"
 
 
 def _extra_secs(doc: Mapping[str, Any], scenario: str, style: str, key: str) -> str:
     """A control-plane timing of the run's ``extra`` figures, "never" when absent."""
-    return _secs(doc["scenarios"].get(scenario, {}).get(style, {}).get("extra", {}).get(key))
+    return fmt.secs(doc["scenarios"].get(scenario, {}).get(style, {}).get("extra", {}).get(key))
 
 
 def block_results(doc: Mapping[str, Any]) -> str:
@@ -150,23 +123,19 @@ def block_shares(doc: Mapping[str, Any]) -> str:
     for style in styles:
         entry = steady.get(style, {})
         shares = entry.get("replica_share", {}).get("inventory", {})
-        text = ", ".join(f"{k} {v * 100:.0f} %" for k, v in sorted(shares.items())) or "n/a"
+        text = ", ".join(f"{k} {fmt.share(v)}" for k, v in sorted(shares.items())) or fmt.NOT_AVAILABLE
         over = entry.get("replica_share_max_over_fair", {}).get("inventory")
-        lines.append(f"| {style} | {text} | {_ratio(over)} |")
+        lines.append(f"| {style} | {text} | {fmt.times(over)} |")
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def block_checks(doc: Mapping[str, Any]) -> str:
     lines = ["| goal | target | measured | pass |", "|---|---|---|---|"]
     for check in doc["checks"]:
         measured = check["measured"]
-        shown = _num(measured) if not isinstance(measured, str) else measured
+        shown = fmt.num(measured)
         passed = "yes" if check["pass"] else "**no**"
-        lines.append(f"| {_cell(check['name'])} | {_cell(check['target'])} | {_cell(shown)} | {passed} |")
+        lines.append(f"| {fmt.cell(check['name'])} | {fmt.cell(check['target'])} | {fmt.cell(shown)} | {passed} |")
     return "\n".join(lines) + "\n"
 
 
@@ -215,18 +184,18 @@ def render(text: str, docs: Mapping[str, Mapping[str, Any]]) -> str:
         return match.group(1) + BLOCKS[name](docs["local"]) + match.group(4)
 
     def inline(match: re.Match[str]) -> str:
-        fmt = FORMATS[match.group("fmt") or "num"]
+        show = FORMATS[match.group("fmt") or "num"]
         doc = docs[match.group("ref") or "local"]
-        return match.group(1) + fmt(lookup(doc, match.group("path").strip())) + match.group(6)
+        return match.group(1) + show(lookup(doc, match.group("path").strip())) + match.group(6)
 
     return _INLINE.sub(inline, _BLOCK.sub(block, text))
 
 
 def load_references() -> dict[str, Mapping[str, Any]]:
     return {
-        name: json.loads((folder / "report.json").read_text())
+        name: document.read(folder / document.FILE_NAME)
         for name, folder in REFERENCES.items()
-        if (folder / "report.json").is_file()
+        if (folder / document.FILE_NAME).is_file()
     }
 
 
@@ -241,11 +210,11 @@ def reference_for(report: Mapping[str, Any]) -> Path:
 
 def adopt(report_dir: Path) -> Path:
     """Make a benchmark report the docs' reference for its target: report.json plus its plots."""
-    folder = reference_for(json.loads((report_dir / "report.json").read_text()))
+    folder = reference_for(document.read(report_dir / document.FILE_NAME))
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
-    shutil.copy2(report_dir / "report.json", folder / "report.json")
+    shutil.copy2(report_dir / document.FILE_NAME, folder / document.FILE_NAME)
     for png in report_dir.glob("*.png"):
         shutil.copy2(png, folder / png.name)
     return folder
@@ -257,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report files whose figures differ")
     args = parser.parse_args(argv)
     if args.adopt is not None:
-        if not (args.adopt / "report.json").is_file():
+        if not (args.adopt / document.FILE_NAME).is_file():
             parser.error(f"no report.json in {args.adopt}")
         print(f"adopted {args.adopt} as {adopt(args.adopt).relative_to(ROOT)}")
     docs = load_references()
@@ -272,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check and stale:
         print("docs differ from docs/reference/report.json: " + ", ".join(str(p.relative_to(ROOT)) for p in stale))
         return 1
-    sources = ", ".join(str((REFERENCES[name] / "report.json").relative_to(ROOT)) for name in docs)
+    sources = ", ".join(str((REFERENCES[name] / document.FILE_NAME).relative_to(ROOT)) for name in docs)
     print(("checked" if args.check else "rendered") + f" {len(targets())} files from {sources}")
     return 0
 

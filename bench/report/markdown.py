@@ -1,67 +1,17 @@
-"""Writes ``reports/<timestamp>/`` (report.json, report.md, PNGs) and refreshes ``reports/latest/``.
+"""report.md: the tables, verdicts and checks of one report, rendered from the report.json document alone.
 
-The Markdown is rendered from the JSON document alone, so the tables can be re-rendered later from a stored
-``report.json`` (``render_markdown``). ``latest`` is a copy rather than a symlink so it survives being
-copied off the machine or onto filesystems without symlinks. The data model and the JSON layout are in
-``bench.report.model``.
+Rendering needs nothing but the document, so report.md can be re-rendered later from a stored report.json;
+``bench.report.writer`` calls ``render_markdown`` when it writes a report directory. Numbers read the same
+as in the docs because both use ``bench.report.format``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
-import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from bench.report.model import Report, build_report_json
-
-LATEST = "latest"
-
-
-def jsonable(value: Any) -> Any:
-    """Strict JSON: non-finite floats become the strings "inf"/"-inf"/"nan" instead of invalid tokens."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "scenario"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Formatting
-
-
-def _ms(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    v = float(value)
-    return f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms" if v < 1000 else f"{v / 1000:.2f} s"
-
-
-def _pct(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    v = float(value) * 100.0
-    return "0 %" if v == 0 else f"{v:.3f} %" if v < 0.1 else f"{v:.2f} %"
-
-
-def _secs(value: Any, has_fault: bool) -> str:
-    if not has_fault:
-        return "-"
-    return "never" if value is None else f"{float(value):.2f} s"
-
-
-def _times(ratio: float) -> str:
-    return "inf x" if math.isinf(ratio) else f"{ratio:.1f}x"
+from bench.report import format as fmt
 
 
 def _top_classes(classes: Mapping[str, int], limit: int = 4) -> str:
@@ -75,7 +25,7 @@ def _top_classes(classes: Mapping[str, int], limit: int = 4) -> str:
 def _shares(share: Mapping[str, Mapping[str, float]]) -> str:
     parts = []
     for service, per_instance in share.items():
-        values = ", ".join(f"{k} {v * 100:.0f}%" for k, v in sorted(per_instance.items()))
+        values = ", ".join(f"{k} {fmt.share(v)}" for k, v in sorted(per_instance.items()))
         parts.append(f"{service}: {values}")
     return "<br>".join(parts) if parts else "-"
 
@@ -90,7 +40,8 @@ def _spread(spread: Mapping[str, Any] | None, unit: str) -> str:
     if not spread or spread.get("n", 0) < 2:
         return "-"
     scale = 100.0 if unit == "%" else 1.0
-    return f"{spread['min'] * scale:.3g} / {spread['median'] * scale:.3g} / {spread['max'] * scale:.3g} {unit}"
+    low, middle, high = (fmt.num(float(spread[key]) * scale) for key in ("min", "median", "max"))
+    return f"{low} / {middle} / {high} {unit}"
 
 
 def _rank(value: float | None) -> float:
@@ -110,29 +61,29 @@ def verdict(entries: Mapping[str, Mapping[str, Any]]) -> str:
     if worst_err == 0:
         parts.append("no errors in any style")
     elif best == worst:
-        parts.append(f"{best} error rate {_pct(best_err)}")
+        parts.append(f"{best} error rate {fmt.pct(best_err)}")
     else:
         ratio = worst_err / best_err if best_err else math.inf
-        parts.append(f"fewest errors: {best} ({_pct(best_err)} vs {worst} {_pct(worst_err)}, {_times(ratio)} fewer)")
+        parts.append(
+            f"fewest errors: {best} ({fmt.pct(best_err)} vs {worst} {fmt.pct(worst_err)}, {fmt.times(ratio)} fewer)"
+        )
     with_p99 = [s for s in valid if valid[s].get("p99_ms") is not None]
     if with_p99:
         by_p99 = sorted(with_p99, key=lambda s: valid[s]["p99_ms"])
         lo, hi = by_p99[0], by_p99[-1]
         lo_v, hi_v = valid[lo]["p99_ms"], valid[hi]["p99_ms"]
         if len(by_p99) == 1:
-            parts.append(f"p99 {_ms(lo_v)}")
+            parts.append(f"p99 {fmt.ms(lo_v)}")
         elif hi_v <= lo_v * 1.1:
-            parts.append(f"p99 within 10 % across styles ({_ms(lo_v)} to {_ms(hi_v)})")
+            parts.append(f"p99 within 10 % across styles ({fmt.ms(lo_v)} to {fmt.ms(hi_v)})")
         else:
-            parts.append(f"lowest p99: {lo} ({_ms(lo_v)} vs {hi} {_ms(hi_v)}, {_times(hi_v / lo_v)} lower)")
+            parts.append(f"lowest p99: {lo} ({fmt.ms(lo_v)} vs {hi} {fmt.ms(hi_v)}, {fmt.times(hi_v / lo_v)} lower)")
     faulted = [s for s in valid if valid[s].get("fault") is not None]
     recoveries: dict[str, float | None] = {s: valid[s].get("recovery_s") for s in faulted}
     if len(faulted) > 1 and any(v != 0 for v in recoveries.values()):
         ranked = sorted(faulted, key=lambda s: _rank(recoveries[s]))
         fast, slow = ranked[0], ranked[-1]
-        parts.append(
-            f"fastest recovery: {fast} ({_secs(recoveries[fast], True)} vs {slow} {_secs(recoveries[slow], True)})"
-        )
+        parts.append(f"fastest recovery: {fast} ({fmt.secs(recoveries[fast])} vs {slow} {fmt.secs(recoveries[slow])})")
     line = "; ".join(parts)
     line = line[0].upper() + line[1:]
     if invalid:
@@ -145,23 +96,23 @@ def _scenario_table(styles: Sequence[str], entries: Mapping[str, Mapping[str, An
     has_fault = any(entries[s].get("fault") is not None for s in cols)
     rows: list[tuple[str, Any]] = [
         ("requests", lambda e: f"{e['requests']}"),
-        ("errors", lambda e: f"{e['errors']} ({_pct(e['error_rate'])})"),
+        ("errors", lambda e: f"{e['errors']} ({fmt.pct(e['error_rate'])})"),
         ("errors by class", lambda e: _top_classes(e.get("errors_by_class", {}))),
-        ("p50", lambda e: _ms(e.get("p50_ms"))),
-        ("p90", lambda e: _ms(e.get("p90_ms"))),
-        ("p99", lambda e: _ms(e.get("p99_ms"))),
-        ("p99.9", lambda e: _ms(e.get("p999_ms"))),
-        ("max", lambda e: _ms(e.get("max_ms"))),
+        ("p50", lambda e: fmt.ms(e.get("p50_ms"))),
+        ("p90", lambda e: fmt.ms(e.get("p90_ms"))),
+        ("p99", lambda e: fmt.ms(e.get("p99_ms"))),
+        ("p99.9", lambda e: fmt.ms(e.get("p999_ms"))),
+        ("max", lambda e: fmt.ms(e.get("max_ms"))),
     ]
     if has_fault:
         rows += [
-            ("impact after", lambda e: "none" if e.get("impact_s") is None else _secs(e["impact_s"], True)),
+            ("impact after", lambda e: "none" if e.get("impact_s") is None else fmt.secs(e["impact_s"])),
             (
                 "routed around the fault after",
-                lambda e: "not while active" if e.get("detect_s") is None else _secs(e["detect_s"], True),
+                lambda e: "not while active" if e.get("detect_s") is None else fmt.secs(e["detect_s"]),
             ),
-            ("errors stop after", lambda e: _secs(e.get("errors_stop_s"), True)),
-            ("recovered after", lambda e: _secs(e.get("recovery_s"), True)),
+            ("errors stop after", lambda e: fmt.secs(e.get("errors_stop_s"))),
+            ("recovered after", lambda e: fmt.secs(e.get("recovery_s"))),
         ]
     rows += [
         ("duplicate orders", lambda e: f"{e.get('duplicates', 0)}"),
@@ -181,9 +132,9 @@ def _scenario_table(styles: Sequence[str], entries: Mapping[str, Mapping[str, An
     for key in extra_keys:
         rows.append((key, lambda e, key=key: _extra(e.get("extra", {}), key)))
     lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for label, fmt in rows:
-        cells = [_cell(fmt(entries[s])) if entries[s].get("valid", True) else "**invalid**" for s in cols]
-        lines.append(f"| {_cell(label)} | " + " | ".join(cells) + " |")
+    for label, show in rows:
+        cells = [fmt.cell(show(entries[s])) if entries[s].get("valid", True) else "**invalid**" for s in cols]
+        lines.append(f"| {fmt.cell(label)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -193,11 +144,7 @@ def _extra(extra: Mapping[str, Any], key: str) -> str:
     value = extra[key]
     if value is None:
         return "never"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return fmt.num(value)
 
 
 def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = None) -> str:
@@ -238,9 +185,9 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
         out += [f"## {name}", "", f"**Verdict:** {verdict(entries)}", ""]
         fault = next((e.get("fault") for e in entries.values() if e.get("fault")), None)
         if fault:
-            end = "end of run" if fault.get("end_s") is None else f"{fault['end_s']:.1f} s"
+            end = "end of run" if fault.get("end_s") is None else fmt.secs(fault["end_s"])
             label = f" ({fault['label']})" if fault.get("label") else ""
-            out += [f"Fault{label}: {fault['start_s']:.1f} s → {end}.", ""]
+            out += [f"Fault{label}: {fmt.secs(fault['start_s'])} → {end}.", ""]
         out += _scenario_table(styles, entries)
         if name in plots:
             out += ["", f"![{name}]({plots[name]})"]
@@ -249,59 +196,12 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
     out += ["## Checks", "", "| check | target | measured | pass |", "|---|---|---|---|"]
     for c in checks:
         measured = c.get("measured")
-        shown = f"{measured:.4g}" if isinstance(measured, float) else str(measured)
+        shown = fmt.num(measured)
         detail = f" ({c['detail']})" if c.get("detail") else ""
         cells = [c["name"], c["target"], f"{shown}{detail}", "✅" if c["pass"] else "❌"]
-        out.append("| " + " | ".join(_cell(str(x)) for x in cells) + " |")
+        out.append("| " + " | ".join(fmt.cell(str(x)) for x in cells) + " |")
     if not checks:
         out.append("| (none) | | | |")
     if "summary" in plots:
         out += ["", "## Summary", "", f"![summary]({plots['summary']})"]
     return "\n".join(out) + "\n"
-
-
-def write_report(
-    report: Report,
-    root: Path = Path("reports"),
-    *,
-    timestamp: str | None = None,
-    plots: bool = True,
-    series_width_s: float = 1.0,
-    plot_width_s: float = 0.5,
-) -> Path:
-    """Write one report directory and mirror it to ``root/latest``; returns the timestamped directory."""
-    stamp = timestamp or report.created.strftime("%Y%m%dT%H%M%SZ")
-    out_dir = Path(root) / stamp
-    out_dir.mkdir(parents=True, exist_ok=True)
-    doc = jsonable(build_report_json(report, series_width_s))
-    images: dict[str, str] = {}
-    if plots:
-        from bench.report import plots as figures
-
-        for name in report.scenario_names():
-            runs_by_style = {s: report.runs_for(name, s) for s in report.styles if report.runs_for(name, s)}
-            if runs_by_style:
-                file = f"{slug(name)}.png"
-                figures.plot_scenario(name, runs_by_style, out_dir / file, plot_width_s)
-                images[name] = file
-        if doc["scenarios"]:
-            figures.plot_summary(doc["scenarios"], report.styles, out_dir / "summary.png")
-            images["summary"] = "summary.png"
-    doc["plots"] = images
-    (out_dir / "report.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(doc, images))
-    update_latest(out_dir, Path(root) / LATEST)
-    return out_dir
-
-
-def update_latest(source: Path, latest: Path) -> None:
-    """Replace ``latest`` by a copy of ``source`` via a temporary sibling so readers never see it half."""
-    tmp = latest.with_name(latest.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(source, tmp)
-    if latest.is_symlink() or latest.is_file():
-        latest.unlink()
-    elif latest.exists():
-        shutil.rmtree(latest)
-    tmp.rename(latest)

@@ -1,7 +1,8 @@
-"""The benchmark's data model: what the orchestrator fills in, and how repeats become one report entry.
+"""The benchmark's data model: what the orchestrator fills in, and the layout of report.json built from it.
 
 The orchestrator creates one ``RunResult`` per scenario x style x repeat and one ``Report`` per invocation;
-``report.write_report`` turns that into files. ``report.json`` (schema 1) looks like::
+``bench.report.summary`` aggregates the repeats into the document below and ``bench.report.writer`` turns
+it into files (``bench.report.document`` reads and writes the JSON). ``report.json`` (schema 1) looks like::
 
     {
       "schema": 1,
@@ -41,7 +42,8 @@ The orchestrator creates one ``RunResult`` per scenario x style x repeat and one
           }
         }
       },
-      "checks": [{"name", "target", "measured", "pass", "detail"}]
+      "checks": [{"name", "target", "measured", "pass", "detail"}],
+      "plots": {"<scenario>" | "summary": "<file>.png"}   # added by the writer; {} without plots
     }
 
 Figures of an invalid style stay in the JSON (flagged ``"valid": false``) for diagnosis; ``report.md``
@@ -50,7 +52,6 @@ withholds them and prints the reasons instead.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib.metadata
 import math
@@ -61,9 +62,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.load.generator import LoadResult, hist_ms, merge_histograms
+from bench.load import LoadResult
 from bench.report import analysis
-from bench.report.series import resample
 
 SCHEMA = 1
 KEY_LIBRARIES = (
@@ -298,165 +298,3 @@ class Report:
 
     def runs_for(self, scenario: str, style: str) -> list[RunResult]:
         return sorted((r for r in self.runs if r.scenario == scenario and r.style == style), key=lambda r: r.repeat)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Repeats → one entry
-
-
-def series_rows(run: RunResult, width_s: float) -> list[dict[str, Any]]:
-    rows = []
-    for b in resample(run.load.bins, run.load.bin_s, width_s):
-        rows.append(
-            {
-                "t": round(b.start_s, 3),
-                "requests": b.count,
-                "ok": b.ok,
-                "errors": b.error_count,
-                "errors_by_class": dict(sorted(b.errors.items())),
-                "error_rate": b.error_rate,
-                "p50_ms": b.percentile_ms(50),
-                "p99_ms": b.percentile_ms(99),
-            }
-        )
-    return rows
-
-
-def _sum_counts(maps: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for m in maps:
-        for k, v in m.items():
-            out[k] = out.get(k, 0) + v
-    return dict(sorted(out.items()))
-
-
-def _share_over_repeats(runs: Sequence[RunResult]) -> dict[str, dict[str, float]]:
-    """Pool the per-instance request deltas of all repeats, then normalise (repeat-length weighted)."""
-    pooled: dict[str, dict[str, float]] = {}
-    for run in runs:
-        for service, after in run.counters_after.items():
-            deltas = analysis.counter_deltas(run.counters_before.get(service, {}), after)
-            target = pooled.setdefault(service, {})
-            for instance, value in deltas.items():
-                target[instance] = target.get(instance, 0.0) + value
-        if "gateway" not in run.counters_after:
-            target = pooled.setdefault("gateway", {})
-            for instance, count in run.load.instances.items():
-                target[instance] = target.get(instance, 0.0) + count
-    return {service: analysis.shares(counts) for service, counts in sorted(pooled.items()) if counts}
-
-
-def summarise(runs: Sequence[RunResult], series_width_s: float = 1.0) -> dict[str, Any]:
-    """One scenario x style entry of ``report.json`` from its repeats (see the module docstring)."""
-    if not runs:
-        raise ValueError("summarise needs at least one run")
-    loads = [r.load for r in runs]
-    merged = merge_histograms([load.latency for load in loads])
-    service = merge_histograms([load.service_time for load in loads])
-    requests = sum(load.sent for load in loads)
-    errors = sum(load.failed for load in loads)
-    episodes = [r.episode() for r in runs]
-    reasons = [f"repeat {r.repeat}: {why}" for r in runs for why in r.load.invalid_reasons]
-    share = _share_over_repeats(runs)
-
-    def timing(name: str) -> float | None:
-        return analysis.median_or_none(getattr(e, name) for e in episodes if e is not None)
-
-    per_repeat: dict[str, list[float | None]] = {
-        "p50_ms": [load.latency_ms(50) for load in loads],
-        "p99_ms": [load.latency_ms(99) for load in loads],
-        "error_rate": [load.error_rate for load in loads],
-    }
-    if any(e is not None for e in episodes):
-        per_repeat["recovery_s"] = [e.recovery_s for e in episodes if e is not None]
-        per_repeat["errors_stop_s"] = [e.errors_stop_s for e in episodes if e is not None]
-    extra_keys = sorted({k for r in runs for k in r.extra})
-    for key in extra_keys:
-        per_repeat[key] = [r.extra.get(key) for r in runs]
-    spreads = {k: s.to_json() for k, v in per_repeat.items() if (s := analysis.spread(v)) is not None}
-    runs = [_with_loadgen_usage(r) for r in runs]
-    components = sorted({c for r in runs for c in r.resources})
-    fault = runs[0].fault
-    return {
-        "valid": all(r.valid for r in runs),
-        "invalid_reasons": reasons,
-        "repeats": len(runs),
-        "requests": requests,
-        "succeeded": sum(load.succeeded for load in loads),
-        "errors": errors,
-        "error_rate": errors / requests if requests else 0.0,
-        "errors_by_class": _sum_counts(load.errors_by_class for load in loads),
-        "p50_ms": hist_ms(merged, 50),
-        "p90_ms": hist_ms(merged, 90),
-        "p99_ms": hist_ms(merged, 99),
-        "p999_ms": hist_ms(merged, 99.9),
-        "max_ms": hist_ms(merged, 100),
-        "service_p50_ms": hist_ms(service, 50),
-        "service_p99_ms": hist_ms(service, 99),
-        "fault": None if fault is None else fault.to_json(),
-        "impact_s": timing("impact_s"),
-        "detect_s": timing("detect_s"),
-        "errors_stop_s": timing("errors_stop_s"),
-        "recovery_s": timing("recovery_s"),
-        "duplicates": sum(load.duplicates for load in loads),
-        "replica_share": share,
-        "replica_share_max_over_fair": {s: analysis.max_over_fair(v) for s, v in share.items()},
-        "generator": {
-            "target_rate": loads[0].config.rate,
-            "achieved_rate_min": min(load.achieved_rate for load in loads),
-            "achieved_rate_max": max(load.achieved_rate for load in loads),
-            "worst_rate_deviation": max((load.rate_deviation for load in loads), key=abs),
-            "send_lag_p50_ms": max(hist_ms(load.send_lag, 50) or 0.0 for load in loads),
-            "send_lag_p99_ms": max(hist_ms(load.send_lag, 99) or 0.0 for load in loads),
-            "send_lag_max_ms": max(load.max_lag_ms() for load in loads),
-            "cpu_s": sum(load.cpu_s for load in loads),
-            "cpu_per_1k": sum(load.cpu_s for load in loads) / requests * 1000 if requests else 0.0,
-            "peak_rss_mb": max(load.peak_rss_mb for load in loads),
-        },
-        "resources": {
-            c: {
-                "cpu_s": _mean([r.resources[c].cpu_s for r in runs if c in r.resources]),
-                "peak_rss_mb": max(r.resources[c].peak_rss_mb for r in runs if c in r.resources),
-            }
-            for c in components
-        },
-        "extra": {k: analysis.median_or_none(r.extra.get(k) for r in runs) for k in extra_keys},
-        "spread": spreads,
-        "series": [series_rows(r, series_width_s) for r in runs],
-        "notes": [n for r in runs for n in r.notes],
-    }
-
-
-def _with_loadgen_usage(run: RunResult) -> RunResult:
-    if "loadgen" in run.resources:
-        return run
-    usage = ComponentUsage(cpu_s=run.load.cpu_s, peak_rss_mb=run.load.peak_rss_mb)
-    return dataclasses.replace(run, resources={**run.resources, "loadgen": usage})
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-def build_report_json(report: Report, series_width_s: float = 1.0) -> dict[str, Any]:
-    scenarios: dict[str, dict[str, Any]] = {}
-    for scenario in report.scenario_names():
-        entry = {}
-        for style in report.styles:
-            runs = report.runs_for(scenario, style)
-            if runs:
-                entry[style] = summarise(runs, series_width_s)
-        scenarios[scenario] = entry
-    env = report.environment.to_json()
-    env["loadgen_valid"] = all(r.valid for r in report.runs)
-    return {
-        "schema": SCHEMA,
-        "created": report.created.isoformat(timespec="seconds"),
-        "target": report.environment.target,
-        "registry": report.environment.registry,
-        "styles": list(report.styles),
-        "options": dict(report.options),
-        "environment": env,
-        "scenarios": scenarios,
-        "checks": [c.to_json() for c in report.checks],
-    }

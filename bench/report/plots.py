@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
+from bench.load import resample
 from bench.report.model import RunResult
-from bench.report.series import resample
 
 STYLE_COLOURS = {"cloud": "tab:blue", "platform": "tab:orange", "hybrid": "tab:green"}
 

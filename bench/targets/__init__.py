@@ -1,5 +1,6 @@
-"""Benchmark targets that are real deployments: the compose stack (cloud) and a Kubernetes cluster.
+"""Where a style runs: the `Target` interface (base.py) and one module per target.
 
-They drive the same scenarios through each world's own tools (the docker CLI, kubectl, helm), so the only
-thing that changes against the local target is where the replicas run and who restarts or routes them.
+local_cloud (the cloud style on loopback with Consul or the stand-in), local_kube (platform and hybrid on
+the Kubernetes emulation), compose (the cloud style on docker compose) and cluster (platform and hybrid on
+a real Kubernetes cluster) all drive the same scenarios; factory.py says which target runs which style.
 """

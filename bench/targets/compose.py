@@ -16,160 +16,42 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
 import aiohttp
-import psutil
 
-from bench.emulation import Supervisor
-from bench.emulation.usage import ProcessUsage, read_proc_usage
+from bench.emulation import ProcessUsage, Supervisor, read_proc_usage
 from bench.paths import COMPOSE_DIR
-from bench.targets.deployment import Deployment
-from bench.targets.local import SERVICES, ConsulStack
+from bench.targets.base import Target, TargetDescription
+from bench.targets.compose_docker import (
+    Container,
+    compose_command,
+    env_file,
+    image_available,
+    parse_inspect,
+    sweep_stale_projects,
+    visible_from_here,
+)
+from bench.targets.consul import ConsulPlane, check_env
+from bench.targets.deployment import DeploymentFacts
 from bench.targets.shell import TargetError, output_sync, run, run_sync
+from bench.targets.steady import ensure_steady
+from services import SERVICES
 
 log = logging.getLogger("bench.compose")
 
-PROJECT_PREFIX = "cok-bench-"  # Deployment.name's prefix
-OWNER_LABEL = "cok-bench.owner"
-SERVICE_PORT = 8000
 
-
-def env_file() -> dict[str, str]:
-    """compose/.env as Compose reads it (KEY=VALUE lines; comments and blanks skipped)."""
-    out: dict[str, str] = {}
-    for line in (COMPOSE_DIR / ".env").read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and not key.startswith("#"):
-            out[key] = value
-    return out
-
-
-async def compose_command() -> list[str]:
-    """The Compose v2 plugin when present, else the standalone `docker-compose` (v1 or v2)."""
-    with contextlib.suppress(TargetError, OSError):
-        await run(["docker", "compose", "version"], timeout_s=20)
-        return ["docker", "compose"]
-    with contextlib.suppress(TargetError, OSError):
-        await run(["docker-compose", "version"], timeout_s=20)
-        return ["docker-compose"]
-    raise TargetError(
-        "docker compose not found: install the Compose plugin (https://docs.docker.com/compose/install/) "
-        "or 'apt-get install docker-compose'"
-    )
-
-
-async def image_available(image: str, pull_timeout_s: float = 120.0) -> bool:
-    """Present locally, or pulled now (a registry may be unreachable: then False, after at most the timeout)."""
-    with contextlib.suppress(TargetError, OSError):
-        await run(["docker", "image", "inspect", image], timeout_s=20)
-        return True
-    with contextlib.suppress(TargetError, OSError):
-        await run(["docker", "pull", "-q", image], timeout_s=pull_timeout_s)
-        return True
-    return False
-
-
-@dataclass(frozen=True)
-class Container:
-    """One container of the project as `docker inspect` last showed it."""
-
-    id: str
-    service: str
-    number: int
-    address: str
-    pid: int
-    status: str  # created | running | paused | restarting | exited | dead
-    created: str
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}:{SERVICE_PORT}"
-
-    @property
-    def instance_id(self) -> str:
-        """What the service registers itself as (settings: <service>-<advertised address>-<port>)."""
-        return f"{self.service}-{self.address}-{SERVICE_PORT}"
-
-    @property
-    def running(self) -> bool:
-        """A paused container is still running (like a SIGSTOPped process); an exited one is not."""
-        return self.status in ("running", "paused") and bool(self.address)
-
-
-def parse_inspect(documents: Sequence[Mapping[str, Any]]) -> list[Container]:
-    out = []
-    for doc in documents:
-        labels = doc.get("Config", {}).get("Labels") or {}
-        networks = (doc.get("NetworkSettings") or {}).get("Networks") or {}
-        address = next((n.get("IPAddress") or "" for n in networks.values() if n.get("IPAddress")), "")
-        state = doc.get("State") or {}
-        out.append(
-            Container(
-                id=doc["Id"],
-                service=labels.get("com.docker.compose.service", ""),
-                number=int(labels.get("com.docker.compose.container-number", "0") or 0),
-                address=address,
-                pid=int(state.get("Pid") or 0),
-                status=str(state.get("Status", "")),
-                created=str(doc.get("Created", "")),
-            )
-        )
-    return sorted(out, key=lambda c: (c.created, c.number))
-
-
-def _visible_from_here(pid: int) -> bool:
-    """The engine shares this host's process table (Linux), so a container's process can be signalled."""
-    return pid > 0 and Path(f"/proc/{pid}").exists()
-
-
-def sweep_stale_projects() -> list[str]:
-    """`down` every benchmark project whose owning benchmark process is gone (it was itself killed)."""
-    fmt = '{{.Label "com.docker.compose.project"}} {{.Label "' + OWNER_LABEL + '"}}'
-    listing = output_sync(["docker", "ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format", fmt], timeout_s=30)
-    stale = sorted(
-        {
-            project
-            for project, _, owner in (line.partition(" ") for line in (listing or "").splitlines())
-            if project.startswith(PROJECT_PREFIX) and not (owner.isdigit() and psutil.pid_exists(int(owner)))
-        }
-    )
-    for project in stale:
-        remove_project(project)
-    return stale
-
-
-def remove_project(project: str) -> None:
-    """What `compose down -v` removes, found by Compose's own labels (no compose file needed)."""
-    label = f"label=com.docker.compose.project={project}"
-    for kind, listing in (
-        ("container", ["ps", "-aq"]),
-        ("network", ["network", "ls", "-q"]),
-        ("volume", ["volume", "ls", "-q"]),
-    ):
-        ids = (output_sync(["docker", *listing, "--filter", label], timeout_s=30) or "").split()
-        if ids:
-            run_sync(
-                ["docker", kind, "rm", "-f", *ids] if kind != "network" else ["docker", "network", "rm", *ids],
-                timeout_s=120,
-            )
-
-
-class ComposeStack(ConsulStack):
+class ComposeCloud(Target):
     """The cloud style on docker compose: Consul (or the stand-in) in a container, replicas as containers."""
 
-    def __init__(self, style: str, supervisor: Supervisor, deployment: Deployment) -> None:
-        if style != "cloud":
-            raise ValueError(f"compose/ packages the cloud style, not {style}")
-        super().__init__(supervisor, deployment.admin_token, deployment.replicas)
-        self.params = deployment.params
-        self.keepalive = deployment.keepalive
-        self.project = deployment.name
+    def __init__(self, supervisor: Supervisor, facts: DeploymentFacts) -> None:
+        super().__init__("cloud", supervisor, facts.admin_token, facts.replicas)
+        self.params = facts.params
+        self.keepalive = facts.keepalive
+        self.project = facts.name
+        self.consul = ConsulPlane(self.http, self.replica_counts, self._freeze_registry, self._thaw_registry)
+        self.control = self.consul
         self.compose: list[str] = []
         self.compose_version = ""
         self.files = [COMPOSE_DIR / "docker-compose.yml", COMPOSE_DIR / "bench.override.yml"]
@@ -181,12 +63,9 @@ class ComposeStack(ConsulStack):
 
     # ------------------------------------------------------------------ compose plumbing
     def _env(self) -> dict[str, str]:
-        readiness = self.params.service("inventory").readiness
         return {
             "COK_BENCH_ADMIN_TOKEN": self.admin_token,
-            "COK_BENCH_CHECK_INTERVAL": f"{readiness.period_s:g}s",
-            "COK_BENCH_CHECK_TIMEOUT": f"{readiness.timeout_s:g}s",
-            "COK_BENCH_DRAIN_S": f"{self.params.drain_s if self.params.drain_s is not None else 2:g}",
+            **{f"COK_BENCH_{key}": value for key, value in check_env(self.params).items()},
             "COK_BENCH_KEEPALIVE": "true" if self.keepalive else "false",
             "COK_BENCH_OWNER": str(os.getpid()),
             # No host ports: a second stack (`make compose-up`) may hold them, and nothing here needs them.
@@ -247,7 +126,7 @@ class ComposeStack(ConsulStack):
             raise TargetError(f"compose project {self.project}: no Consul container came up")
         self.consul.url = f"http://{consul[0].address}:8500"
         await self._wait_reachable(timeout_s=90)
-        await self.ensure_steady(timeout_s=120)
+        await ensure_steady(self, timeout_s=120)
 
     def _down_sync(self) -> None:
         """Teardown, also from a signal handler: paused containers cannot be stopped, so unpause first."""
@@ -261,13 +140,12 @@ class ComposeStack(ConsulStack):
     async def close(self) -> None:
         for task in self._restarts:
             task.cancel()
-        if self.session is not None:
-            await self.session.close()
+        await super().close()
         await asyncio.to_thread(self._down_sync)
 
     async def _wait_reachable(self, timeout_s: float) -> None:
         """Every service container answers /health/ready at its own address (the host routes to it)."""
-        session = await self._open_session()
+        session = await self.http()
         deadline = time.monotonic() + timeout_s
         while True:
             pending = []
@@ -295,30 +173,26 @@ class ComposeStack(ConsulStack):
     def replicas(self, service: str) -> list[Container]:
         return [c for c in self._of(service) if c.running]
 
-    def describe(self) -> dict[str, Any]:
-        registry = "stand-in" if self.offline else "consul"
+    def describe(self) -> TargetDescription:
         detail = (
             "the project Consul stand-in in a container (compose/offline.override.yml: no Consul image here)"
             if self.offline
             else f"real Consul, container hashicorp/consul:{self.dotenv.get('CONSUL_VERSION')}"
         )
-        return {
-            "registry": registry,
-            "registry_detail": detail,
-            "registry_address": self.consul.url,
-            "compose": f"{' '.join(self.compose)} {self.compose_version}".strip(),
-            "project": self.project,
-            "limits": f"compose (cloud): Docker limits {self.dotenv.get('SERVICE_CPUS', '?')} CPU, "
+        return TargetDescription(
+            registry="stand-in" if self.offline else "consul",
+            registry_detail=detail,
+            limits=f"compose (cloud): Docker limits {self.dotenv.get('SERVICE_CPUS', '?')} CPU, "
             f"{self.dotenv.get('SERVICE_MEMORY', '?')} per service container (compose/.env)",
-            "notes": [
+            notes=(
                 f"cloud on docker compose ({' '.join(self.compose)} {self.compose_version}, project {self.project}): "
                 "crash = the container's process SIGKILLed and restarted by Docker's restart policy; hang = "
                 "docker pause; scale-out = compose up --scale; registry outage = the Consul container paused; "
                 "config = Consul KV; rollout = one container added, then one old one stopped (compose has none)",
                 "compose target: load and observation reach containers at their own addresses (no port publishing "
                 "or proxy in the path); the service image is built from this checkout",
-            ],
-        }
+            ),
+        )
 
     # ------------------------------------------------------------------ observation
     def usage(self) -> dict[str, ProcessUsage]:
@@ -340,7 +214,7 @@ class ComposeStack(ConsulStack):
         `docker kill` would not do: Docker counts it as a manual stop and never restarts the container.
         """
         container = self.replicas(service)[index]
-        if _visible_from_here(container.pid):
+        if visible_from_here(container.pid):
             os.kill(container.pid, signal.SIGKILL)
         else:  # the engine runs elsewhere (a VM): kill it, then play the restart policy ourselves
             await run(["docker", "kill", container.id])
@@ -405,27 +279,3 @@ class ComposeStack(ConsulStack):
             await self._compose("up", "-d", "--no-build", "--no-recreate", *self._scale_args(self.replica_counts))
             await self.refresh()
         await self._wait_reachable(timeout_s=60)
-
-
-def build_image() -> str:
-    """The service image from this checkout (Docker's cache makes a rebuild of unchanged code take seconds).
-
-    Falls back to the offline base image, building it first when no registry is reachable (root only).
-    """
-    if not run_sync(["docker", "info"], timeout_s=30):
-        raise TargetError(
-            "--target compose needs a Docker engine: install Docker (https://docs.docker.com/engine/install/) "
-            "and start it"
-        )
-    image = os.environ.get("SERVICE_IMAGE") or env_file().get("SERVICE_IMAGE", "cloud-or-k8s/services:0.1.0")
-    env = {**os.environ, "SERVICE_IMAGE": image, "OFFLINE_BASE_AUTO": "1"}
-    try:
-        done = subprocess.run(
-            ["bash", str(COMPOSE_DIR / "build-image.sh")], env=env, capture_output=True, text=True, timeout=1800
-        )
-    except subprocess.TimeoutExpired:
-        raise TargetError("building the service image took longer than 30 min") from None
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        raise TargetError(f"building the service image failed: {lines[-1] if lines else 'no output'}")
-    return image

@@ -1,4 +1,8 @@
-"""What a benchmark run tells every real deployment it starts, so compose and Kubernetes get the same facts."""
+"""What a benchmark run tells every deployment it starts, so each target gets the same facts.
+
+Named `DeploymentFacts` (not `Deployment`) so it is never confused with the emulated Kubernetes
+Deployment in bench.emulation.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from bench.emulation import KubeParams
 
 
 @dataclass(frozen=True)
-class Deployment:
+class DeploymentFacts:
     """The chart's parameters (probe cadence, drain), the admin token, replica counts and the run's id."""
 
     params: KubeParams

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
+from services import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
-SERVICES = ("gateway", "orders", "inventory")
 INFRA = ("consul", "jaeger", "prometheus", "grafana")
 # Metric names the services export (contract); the dashboard may use nothing else, besides Prometheus' `up`.
 METRICS = {
@@ -276,19 +277,6 @@ def test_up_says_in_one_line_when_compose_is_missing(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("docker compose not found: install"), result.stderr
-
-
-def test_k8s_scripts_name_each_missing_tool_on_its_own_line(tmp_path: Path) -> None:
-    path = _path_without(tmp_path)
-    up = _run("charts/k8s-up.sh", path)
-    assert up.returncode == 1
-    assert [line.split(":")[0] for line in up.stderr.strip().splitlines()] == [
-        "kubectl not found",
-        "helm not found",
-        "docker not found",
-    ]
-    down = _run("charts/k8s-down.sh", path)
-    assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 2
 
 
 @pytest.mark.parametrize(

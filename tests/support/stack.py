@@ -1,25 +1,37 @@
-"""Real service processes on loopback for the integration tests: start, wait until ready, always clean up."""
+"""Real service processes on loopback for the integration tests, started through the benchmark's Supervisor.
+
+The tests use the harness's own ``bench.emulation.Supervisor`` rather than a second process launcher, so
+launching, signalling and teardown are the code the benchmark runs, and a test that fails half way still
+leaves no process behind. ``Instance`` adds what tests ask of a running replica (admin calls, metrics, log).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.targets.consul import parse_metric
-from services.kit.net import free_port
+from bench.emulation import Replica, ReplicaExited, Supervisor
+from bench.targets.metrics import metric_sum
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+#: What every test replica gets unless the test overrides it: fast checks, no warm-up, a short drain.
+TEST_ENV = {
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "WARMUP_S": "0",
+    "DRAIN_S": "0.5",
+    "CHECK_INTERVAL": "250ms",
+    "CHECK_TIMEOUT": "200ms",
+}
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
@@ -44,24 +56,42 @@ def wait_for_first_run(process: subprocess.Popen[str], load_dir: Path, timeout_s
         time.sleep(0.1)
 
 
-@dataclass
-class Replica:
-    service: str
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
+@dataclass(frozen=True)
+class Instance:
+    """One service instance a test started: the Supervisor's replica plus the calls tests make of it."""
+
+    replica: Replica
+    supervisor: Supervisor
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.replica.url
+
+    @property
+    def port(self) -> int:
+        return self.replica.port
 
     @property
     def instance_id(self) -> str:
-        return f"{self.service}-{self.host}-{self.port}"
+        return self.replica.instance_id
+
+    @property
+    def pid(self) -> int:
+        return self.replica.pid
+
+    def poll(self) -> int | None:
+        """Exit code, or None while it runs."""
+        return self.supervisor.poll(self.replica)
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code, once the process has exited within ``timeout`` seconds."""
+        wait_for(lambda: self.poll() is not None, timeout, what=f"{self.instance_id} to exit")
+        code = self.replica.exit_code
+        assert code is not None
+        return code
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.replica.log_path.read_text(errors="replace")
 
     def admin(self, method: str, body: dict[str, Any] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -69,59 +99,36 @@ class Replica:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus sample over series whose labels include `labels`."""
-        return parse_metric(httpx.get(self.url + "/metrics", timeout=5).text, name, **labels)
+        return metric_sum(httpx.get(self.url + "/metrics", timeout=5).text, name, **labels)
 
 
-@dataclass
 class Stack:
-    """Every process a test starts; `close()` kills whatever is still running."""
+    """Every process a test starts, on one Supervisor; `close()` kills whatever is still running."""
 
-    replicas: list[Replica] = field(default_factory=list)
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stack-")))
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="stack-"))
+        self.supervisor = Supervisor(self.tmp, cgroups=False)
+        self._indexes: Counter[str] = Counter()
 
-    def start(self, service: str, host: str, env: dict[str, str], wait: bool = True) -> Replica:
-        port = free_port(host)
-        full_env = {
-            **os.environ,
-            "HOST": host,
-            "PORT": str(port),
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "WARMUP_S": "0",
-            "DRAIN_S": "0.5",
-            "CHECK_INTERVAL": "250ms",
-            "CHECK_TIMEOUT": "200ms",
-            **env,
-        }
-        log_path = self.tmp / f"{service}-{host}-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services", service],
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        replica = Replica(service, host, port, process, log_path)
-        self.replicas.append(replica)
+    def start(self, service: str, host: str, env: dict[str, str], wait: bool = True) -> Instance:
+        """Start ``python -m services <service>`` on ``host`` (a free port there) with ``TEST_ENV`` + ``env``."""
+        index = self._indexes[service]
+        self._indexes[service] += 1
+        replica = self.supervisor.start_replica(service, index, {**TEST_ENV, **env}, address=host)
+        instance = Instance(replica, self.supervisor)
         if wait:
-            self.wait_ready(replica)
-        return replica
+            self.wait_ready(instance)
+        return instance
 
-    def wait_ready(self, replica: Replica, timeout: float = 20) -> None:
-        def ready() -> bool:
-            if replica.process.poll() is not None:
-                raise AssertionError(f"{replica.instance_id} exited:\n{replica.log()[-3000:]}")
-            return httpx.get(replica.url + "/health/ready", timeout=1).status_code == 200
-
-        wait_for(ready, timeout, what=f"{replica.instance_id} ready")
+    def wait_ready(self, instance: Instance, timeout: float = 20) -> None:
+        try:
+            asyncio.run(self.supervisor.wait_ready(instance.replica, timeout))
+        except (ReplicaExited, TimeoutError) as exc:
+            status = "exited" if isinstance(exc, ReplicaExited) else f"not ready after {timeout:g}s"
+            raise AssertionError(f"{instance.instance_id} {status}:\n{instance.log()[-3000:]}") from exc
 
     def close(self) -> None:
-        for replica in self.replicas:
-            if replica.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(replica.process.pid, signal.SIGCONT)
-                    os.killpg(replica.process.pid, signal.SIGKILL)
-                replica.process.wait(timeout=10)
+        self.supervisor.close()
 
 
 @contextlib.contextmanager

@@ -46,6 +46,8 @@ def test_contracts_hold_on_this_tree(tmp_path: Path) -> None:
         ("services/upstream/call.py", "import bench.cli", "The shop never imports the benchmark"),
         ("consul_standin/kv.py", "import services.host.app", "The Consul stand-in uses only the shop's kit"),
         ("services/gateway/app.py", "import services.orders.app", "The shop is layered"),
+        ("bench/emulation/ids.py", "import bench.targets.base", "The harness is layered"),
+        ("bench/load/histogram.py", "import bench.report.model", "The harness is layered"),
     ],
 )
 def test_a_crossing_import_breaks_a_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:

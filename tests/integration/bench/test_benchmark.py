@@ -18,7 +18,8 @@ import pytest
 from bench.emulation import find_leftovers
 from bench.emulation.chart import KubeParams
 from bench.scenarios import SCENARIOS
-from bench.suite.runner import STYLES, style_run_id
+from bench.suite.options import style_run_id
+from bench.targets.factory import STYLES
 from tests.support.stack import wait_for_first_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Kubernetes emulation needs root for iptables here")

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bench.suite.runner import style_run_id
-from bench.targets.compose import OWNER_LABEL, sweep_stale_projects
+from bench.suite.options import style_run_id
+from bench.targets.compose_docker import OWNER_LABEL, sweep_stale_projects
 from tests.support.docker_env import IMAGE, build_image, docker
 from tests.support.stack import wait_for_first_run
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from consul_standin.launch import RegistryHandle, start_registry
-from tests.support.stack import Replica, Stack, order, running_stack, wait_for
+from tests.support.stack import Instance, Stack, order, running_stack, wait_for
 
 FAST_CHECKS = {"STYLE": "cloud", "CHECK_INTERVAL": "250ms", "CHECK_TIMEOUT": "200ms", "DEREGISTER_CRITICAL_AFTER": "1m"}
 
@@ -34,7 +34,7 @@ def passing(registry: RegistryHandle, service: str) -> set[str]:
     return {node["Service"]["ID"] for node in nodes}
 
 
-def start_shop(stack: Stack, registry: RegistryHandle, net: str, inventories: int = 3, **extra: str) -> list[Replica]:
+def start_shop(stack: Stack, registry: RegistryHandle, net: str, inventories: int = 3, **extra: str) -> list[Instance]:
     env = cloud_env(registry, **extra)
     replicas = [stack.start("inventory", f"{net}.{n + 1}", env, wait=False) for n in range(inventories)]
     replicas.append(stack.start("orders", f"{net}.20", env, wait=False))
@@ -65,18 +65,18 @@ def test_registration_check_flip_and_graceful_deregistration(registry: RegistryH
         assert registered["Meta"]["style"] == "cloud" and registered["Meta"]["version"]
         assert "registry: consul" in inventory.log()
 
-        os.kill(inventory.process.pid, signal.SIGSTOP)  # stops answering without exiting
+        os.kill(inventory.pid, signal.SIGSTOP)  # stops answering without exiting
         try:
             wait_for(lambda: inventory.instance_id not in passing(registry, "inventory"), 5, what="check critical")
             checks = agent.checks()
             assert any(c["ServiceID"] == inventory.instance_id and c["Status"] == "critical" for c in checks.values())
         finally:
-            os.kill(inventory.process.pid, signal.SIGCONT)
+            os.kill(inventory.pid, signal.SIGCONT)
         wait_for(lambda: inventory.instance_id in passing(registry, "inventory"), 5, what="passing again")
 
-        inventory.process.send_signal(signal.SIGTERM)
+        os.kill(inventory.pid, signal.SIGTERM)
         wait_for(lambda: inventory.instance_id not in agent.services(), 5, what="deregistration on SIGTERM")
-        assert inventory.process.wait(timeout=10) == 0
+        assert inventory.wait_exit(timeout=10) == 0
 
 
 def test_killed_replica_costs_no_client_visible_error(registry: RegistryHandle) -> None:
@@ -86,7 +86,7 @@ def test_killed_replica_costs_no_client_visible_error(registry: RegistryHandle) 
         statuses = []
         for n in range(200):
             if n == 50:
-                os.kill(victim.process.pid, signal.SIGKILL)
+                os.kill(victim.pid, signal.SIGKILL)
             statuses.append(order(client, gateway.url, f"kill-test-{n:04d}").status_code)
         assert statuses == [201] * 200
         orders = replicas[-2]
@@ -106,7 +106,7 @@ def test_slow_replica_opens_its_breaker_and_traffic_shifts(registry: RegistryHan
         assert results == [200] * 40  # each timeout was retried on another replica
         assert gateway.metric("breaker_state", upstream="inventory", upstream_instance=slow.instance_id) == 2
 
-        def picks_of(replica: Replica) -> float:
+        def picks_of(replica: Instance) -> float:
             return gateway.metric("balancer_picks_total", upstream="inventory", upstream_instance=replica.instance_id)
 
         picks = picks_of(slow)

@@ -1,136 +1,17 @@
-"""Load generator: rate accuracy, coordinated-omission-correct latency, outcome classification, accounting.
-
-The fake gateway runs in its own process on 127.0.6.x so the generator's event loop is measured alone.
+"""The open loop against the fake gateway: rate accuracy, coordinated-omission-correct latency, outcome
+classification under real failures, accounting, and cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import json
-import select
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
-from bench.load.generator import (
-    ABANDONED,
-    CONN_REFUSED,
-    CONN_RESET,
-    OK,
-    TIMEOUT,
-    LoadConfig,
-    LoadProcess,
-    LoadProgress,
-    LoadResult,
-    classify_exception,
-    classify_status,
-    count_duplicates,
-    merge_histograms,
-    outcome_family,
-    run_load,
-)
-
-FAKE = Path(__file__).resolve().parents[3] / "support" / "fake_gateway.py"
-
-
-def start_fake(host: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(FAKE), "--host", host], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 20)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("PORT "):
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"fake gateway did not start: {line!r}")
-    return proc, f"http://{host}:{int(line.split()[1])}"
-
-
-def stop_fake(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[str]:
-    proc, url = start_fake("127.0.6.1")
-    try:
-        yield url
-    finally:
-        stop_fake(proc)
-
-
-async def control(base_url: str, **state: Any) -> None:
-    async with aiohttp.ClientSession() as session, session.put(f"{base_url}/_control", json=state) as resp:
-        assert resp.status == 200
-
-
-def assert_accounted(result: LoadResult) -> None:
-    assert result.sent == result.succeeded + result.failed
-    assert sum(result.outcomes.values()) == result.sent
-    assert sum(b.count for b in result.bins) == result.sent
-    assert sum(b.ok + b.error_count for b in result.bins) == result.sent
-    assert result.latency.get_total_count() == result.sent
-    assert result.planned == result.sent + result.unsent
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Pure helpers
-
-
-def test_classify_status_uses_problem_cause() -> None:
-    problem = json.dumps({"type": "about:blank", "status": 503, "upstream": "inventory", "cause": "breaker_open"})
-    assert classify_status(503, problem.encode(), "application/problem+json") == "503:breaker_open"
-    assert classify_status(504, b'{"cause": "timeout"}', "application/problem+json") == "504:timeout"
-    assert classify_status(502, b"bad gateway", "text/plain") == "502"
-    assert classify_status(500, b"{not json", "application/json") == "500"
-    assert classify_status(404, b"{}", "application/json") == "404"
-    assert classify_status(201, b"", "") == OK
-
-
-def test_classify_exception() -> None:
-    assert classify_exception(TimeoutError()) == TIMEOUT
-    assert classify_exception(aiohttp.ServerTimeoutError("read")) == TIMEOUT
-    assert classify_exception(ConnectionRefusedError(errno.ECONNREFUSED, "refused")) == CONN_REFUSED
-    assert classify_exception(aiohttp.ServerDisconnectedError()) == CONN_RESET
-    assert classify_exception(aiohttp.ClientOSError(errno.ECONNRESET, "reset")) == CONN_RESET
-    assert classify_exception(ValueError("x")) == "other:ValueError"
-    assert [outcome_family(c) for c in ("ok", "timeout", "conn_reset", "503:breaker_open", "404", ABANDONED)] == [
-        "ok",
-        "timeout",
-        "connection",
-        "5xx",
-        "4xx",
-        "abandoned",
-    ]
-
-
-def test_count_duplicates() -> None:
-    assert count_duplicates({"k1": ["a"], "k2": ["b", "b"]}) == 0
-    # k1 answered with two different orders: one duplicate; k3 and k4 collapsed into one order: one more.
-    assert count_duplicates({"k1": ["a", "c"], "k3": ["x"], "k4": ["x"]}) == 2
-
-
-def test_config_validation_and_round_trip() -> None:
-    with pytest.raises(ValueError):
-        LoadConfig(base_url="http://x", rate=0, duration_s=1)
-    with pytest.raises(ValueError):
-        LoadConfig(base_url="http://x", rate=1, duration_s=1, mix={"delete": 1.0})
-    cfg = LoadConfig(base_url="http://x", rate=123.0, duration_s=2.5, keepalive=False)
-    assert LoadConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
-    assert cfg.planned == 308
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Against the fake gateway
+from bench.load import ABANDONED, CONN_REFUSED, CONN_RESET, OK, TIMEOUT, LoadConfig, LoadProgress, run_load
+from tests.unit.bench.load.support import assert_accounted, control, start_fake, stop_fake
 
 
 async def test_rate_accuracy_and_request_mix(gateway: str) -> None:
@@ -277,34 +158,3 @@ async def test_connection_refused_is_an_outcome() -> None:
     assert_accounted(result)
     assert result.outcomes == {CONN_REFUSED: 25}
     assert result.error_rate == 1.0
-
-
-async def test_subprocess_streams_progress_and_returns_mergeable_result(gateway: str, tmp_path: Path) -> None:
-    await control(gateway)
-    cfg = LoadConfig(base_url=gateway, rate=100, duration_s=1.0, start_at=time.time() + 1.5, progress_interval_s=0.2)
-    seen: list[LoadProgress] = []
-    lp = LoadProcess(cfg, tmp_path / "load.json", on_progress=seen.append)
-    await lp.start()
-    assert lp.pid is not None
-    result = await lp.wait()
-    assert_accounted(result)
-    assert result.outcomes == {OK: 100}
-    assert abs(result.t0_wall - cfg.start_at) < 0.05  # type: ignore[operator]
-    assert seen and seen[-1].sent == 100
-    again = LoadResult.from_json(json.loads(json.dumps(result.to_json())))
-    assert again.latency.get_total_count() == 100
-    assert again.summary() == result.summary()
-    merged = merge_histograms([result.latency, again.latency])
-    assert merged.get_total_count() == 200
-    assert merged.get_value_at_percentile(99) == result.latency.get_value_at_percentile(99)
-
-
-def test_cli_rejects_bad_config(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.load.generator", "--config", '{"rate": 1}', "--out", str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("config error:")

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from bench.load import Bin, percentile, resample
 from bench.report import analysis
 from bench.report.analysis import EpisodeTimes, Thresholds
-from bench.report.series import Bin, percentile, resample
 
 BIN = 0.1
 PER_BIN = 20

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import parse_args
-from bench.suite.runner import plan_targets
-from bench.targets.cluster import EndpointSliceStream, parse_pods
+from bench.targets.cluster_kubectl import EndpointSliceStream, parse_pods
+from bench.targets.factory import plan_targets
 
 
 def test_each_target_runs_its_own_styles() -> None:
@@ -102,7 +102,9 @@ def test_endpoint_slice_stream_follows_watch_events_split_anywhere() -> None:
 
 
 def test_pod_listing_keeps_running_pods_of_the_services_oldest_first() -> None:
-    def pod(name: str, component: str, created: str, phase: str = "Running", ready: str = "True", **meta: str) -> dict:
+    def pod(
+        name: str, component: str, created: str, phase: str = "Running", ready: str = "True", **meta: str
+    ) -> dict[str, object]:
         return {
             "metadata": {
                 "name": name,

@@ -1,9 +1,12 @@
-"""Time-binned request outcomes shared by the load generator and the analysis.
+"""Time-binned request outcomes: the load generator fills them, the analysis and the report read them.
 
 Requests are binned by their *intended* send time, not by completion time: a stall then shows up in the
 bins whose requests were held back, which is what keeps the series honest under coordinated omission.
 Raw latencies stay in the bins (a few thousand integers per run) so that any coarser resolution and any
 percentile can be derived later without the error of averaging percentiles.
+
+The module lives with the generator because the generator produces the series; the report depends on it,
+never the other way round.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-OK = "ok"
 
 
 def percentile(sorted_values: Sequence[int], q: float) -> int | None:
@@ -30,7 +31,7 @@ def percentile(sorted_values: Sequence[int], q: float) -> int | None:
 class Bin:
     """Outcomes of the requests whose intended send time fell in ``[start_s, start_s + width)``.
 
-    ``start_s`` is relative to the load's t0; ``errors`` maps outcome class (see ``loadgen.classify_*``) to
+    ``start_s`` is relative to the load's t0; ``errors`` maps outcome class (see ``bench.load.outcomes``) to
     count; ``latencies_us`` holds one value per completed request, errors included.
     """
 

@@ -1,0 +1,160 @@
+"""The generator in its own process: both ends of the protocol between orchestrator and child.
+
+The child (``python -m bench.load``) gets its ``LoadConfig`` as JSON on the command line, streams JSON
+lines on stdout (one ``ready`` event once its client is set up, then ``progress`` events) and writes its
+``LoadResult`` as JSON to ``--out``. Both sides live here so that what one writes and the other reads
+cannot drift apart. A separate process keeps the generator's CPU and the orchestrator's from competing
+for the same interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from bench.load.config import LoadConfig
+from bench.load.result import LoadProgress, LoadResult, ProgressCallback
+
+STDERR_TAIL = 2000
+
+
+class LoadGenError(RuntimeError):
+    pass
+
+
+def _command(config: LoadConfig, out_path: Path, python: str, progress: bool) -> list[str]:
+    cmd = [python, "-m", "bench.load", "--config", json.dumps(config.to_json()), "--out", str(out_path)]
+    return [*cmd, "--progress"] if progress else cmd
+
+
+def _time_bound(config: LoadConfig, limit_s: float | None) -> float:
+    return limit_s or config.duration_s + config.effective_drain_s + 60.0
+
+
+def read_result(path: Path) -> LoadResult:
+    return LoadResult.from_json(json.loads(Path(path).read_text()))
+
+
+def write_result(result: LoadResult, path: Path) -> None:
+    """Atomically: the reader never sees a half-written result."""
+    out = Path(path)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(result.to_json()))
+    tmp.replace(out)
+
+
+def emit_event(event: Mapping[str, Any]) -> None:
+    """Child side: one event as a JSON line on stdout, flushed at once (the parent waits on it)."""
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def run_load_subprocess(
+    config: LoadConfig, out_path: Path, *, python: str = sys.executable, timeout: float | None = None
+) -> LoadResult:
+    """Blocking: run the generator in a child process and load the JSON result it wrote."""
+    proc = subprocess.run(
+        _command(config, out_path, python, progress=False),
+        capture_output=True,
+        text=True,
+        timeout=_time_bound(config, timeout),
+    )
+    if proc.returncode != 0:
+        raise LoadGenError(f"load generator exited {proc.returncode}: {proc.stderr.strip()[-STDERR_TAIL:]}")
+    return read_result(out_path)
+
+
+class LoadProcess:
+    """Async handle on a generator child process streaming progress as JSON lines on stdout.
+
+    Usage: ``await lp.start()`` (returns once the child is ready), then ``await lp.wait()``; ``kill()``
+    on the error path.
+    """
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        out_path: Path,
+        *,
+        python: str = sys.executable,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.config = config
+        self.out_path = Path(out_path)
+        self.python = python
+        self.on_progress = on_progress
+        self.log_path = self.out_path.with_name(self.out_path.name + ".stderr")
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    async def start(self, ready_limit_s: float = 30.0) -> None:
+        with self._open_log() as log:  # the child keeps its own descriptor
+            self.proc = await self._spawn(log)
+        try:
+            async with asyncio.timeout(ready_limit_s):
+                while True:
+                    event = await self._next_event()
+                    if event is None:
+                        raise LoadGenError(f"load generator exited before ready: {self._stderr()}")
+                    if event.get("event") == "ready":
+                        return
+        except TimeoutError:
+            await self.kill()
+            raise LoadGenError("load generator did not become ready") from None
+
+    def _open_log(self) -> IO[bytes]:
+        return self.log_path.open("wb")
+
+    async def _spawn(self, log: IO[bytes]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *_command(self.config, self.out_path, self.python, progress=True),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+
+    async def wait(self, limit_s: float | None = None) -> LoadResult:
+        assert self.proc is not None, "start() first"
+        try:
+            async with asyncio.timeout(_time_bound(self.config, limit_s)):
+                while (event := await self._next_event()) is not None:
+                    if event.get("event") == "progress" and self.on_progress is not None:
+                        fields = {k: v for k, v in event.items() if k != "event"}
+                        self.on_progress(LoadProgress(**fields))
+                rc = await self.proc.wait()
+        except TimeoutError:
+            await self.kill()
+            raise LoadGenError("load generator overran its time bound") from None
+        if rc != 0:
+            raise LoadGenError(f"load generator exited {rc}: {self._stderr()}")
+        return read_result(self.out_path)
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def _next_event(self) -> dict[str, Any] | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                return None
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    return event
+
+    def _stderr(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace").strip()[-STDERR_TAIL:]
+        except OSError:
+            return ""

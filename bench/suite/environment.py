@@ -1,0 +1,91 @@
+"""The report's environment and the report itself: where each style ran, with what, and what was asked.
+
+Each target describes itself (`TargetDescription`); this module folds those descriptions, the runner's
+notes and the options into the one `Environment` and `Report` the writers render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bench.emulation import Supervisor
+from bench.report.model import Check, Environment, Report, RunResult, collect_environment
+from bench.suite.options import Options
+from bench.targets.base import Target, TargetDescription
+from bench.targets.factory import LOCAL
+
+
+def target_label(options: Options) -> str:
+    """ "local" when every style ran locally, else which target ran which styles, e.g. "compose (cloud)"."""
+    by_target: dict[str, list[str]] = {}
+    for style in options.styles:
+        by_target.setdefault(options.target_of(style), []).append(style)
+    if set(by_target) == {LOCAL}:
+        return LOCAL
+    return "; ".join(f"{target} ({', '.join(styles)})" for target, styles in by_target.items())
+
+
+def _kube_description(facts: Mapping[str, TargetDescription]) -> TargetDescription | None:
+    """The Kubernetes emulation's description when a style ran on it, else a real cluster's, else None."""
+    emulated = next((f for f in facts.values() if f.emulation_params), None)
+    return emulated or next((f for f in facts.values() if f.data_plane), None)
+
+
+def environment_for(
+    options: Options,
+    targets: Mapping[str, Target],
+    supervisors: Mapping[str, Supervisor],
+    notes: Sequence[str] = (),
+) -> Environment:
+    facts = {style: target.describe() for style, target in targets.items()}
+    cloud = facts.get("cloud")
+    registry = cloud.registry if cloud is not None else "none (no cloud style run)"
+    kube = _kube_description(facts)
+    data_plane = kube.data_plane if kube is not None else "none (no platform or hybrid style run)"
+    local = [style for style in supervisors if options.target_of(style) == LOCAL]
+    sup = supervisors[local[0]] if local else None
+    cgroups = bool(sup and sup.cgroups.enabled and options.cgroups)
+    limits = [sup.cgroups.describe()] if cgroups and sup else []
+    limits += [f.limits for f in facts.values() if f.limits]
+    lines = []
+    if cloud is not None:
+        default = "real Consul" if registry == "consul" else "the project Consul stand-in (no consul on PATH)"
+        lines.append(f"registry: {cloud.registry_detail or default}")
+    if kube is not None and kube.emulation_params:
+        lines += [
+            f"Kubernetes emulation parameters from {kube.emulation_params}",
+            "ConfigMap updates are emulated by replacing the mounted file at once; a real kubelet refreshes "
+            "mounted ConfigMaps only on its sync period plus cache TTL (about a minute)",
+        ]
+    for f in facts.values():
+        lines += list(f.notes)
+    lines += notes
+    return collect_environment(
+        target_label(options),
+        registry,
+        data_plane,
+        cgroups or bool(limits),
+        cgroups_detail="; ".join(limits) if limits else (sup.cgroups.describe() if sup else ""),
+        notes=lines,
+    )
+
+
+def build_report(
+    options: Options, environment: Environment, runs: Sequence[RunResult], checks: Sequence[Check], run_id: str
+) -> Report:
+    return Report(
+        environment=environment,
+        styles=list(options.styles),
+        runs=list(runs),
+        checks=list(checks),
+        scenarios=list(options.scenarios),
+        options={
+            "profile": options.profile,
+            "rate": options.rate,
+            "repeats": options.repeats,
+            "replicas": options.replicas,
+            "keepalive": options.keepalive,
+            "duration_scale": options.duration_scale,
+            "run_id": run_id,
+        },
+    )

@@ -1,0 +1,190 @@
+"""The one interface every benchmark target implements: what a scenario may do to a running style.
+
+A scenario drives a style only through `Target`, so a fault is applied the same way whether the replicas
+are processes, containers or pods; each target module (local_cloud, local_kube, compose, cluster) says
+how its world does it. Faults that are the same everywhere (latency, errors, CPU burn) go through each
+replica's admin API and live here; the control plane a style trusts (Consul, Kubernetes endpoints) sits
+behind the small `ControlPlane` protocol. Every method is bounded in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import aiohttp
+
+from bench.emulation import ProcessUsage, Supervisor
+from services import SERVICES
+
+
+class ReplicaRef(Protocol):
+    """What a scenario needs of one replica, wherever it runs: a process, a container or a pod."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def instance_id(self) -> str: ...
+
+
+class Capability(Enum):
+    """Something a scenario may need that not every target can stage honestly."""
+
+    PAUSE_CONTROL_PLANE = "pause the control plane"
+
+
+class ControlPlane(Protocol):
+    """Who decides where traffic goes and where the tunables live: Consul, or Kubernetes' endpoints."""
+
+    async def routable(self, service: str) -> set[str]:
+        """Instance ids the control plane currently sends traffic to (Consul passing / Service endpoints)."""
+
+    async def pause(self) -> None:
+        """The control plane stops answering or updating (an outage); idempotent."""
+
+    async def resume(self) -> None:
+        """Undo `pause`; idempotent."""
+
+    async def put_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
+        """Change a service's tunables the way this world does (Consul KV, a ConfigMap)."""
+
+    async def reset_tunables(self) -> None:
+        """Every service back to the tunables it started with."""
+
+    def caught_up(self, metrics: str) -> bool:
+        """True when the replica whose /metrics page this is knows every deployed upstream instance."""
+
+
+@dataclass(frozen=True)
+class ServiceHop:
+    """A Service address in front of the inventory replicas, to compare with calling a replica directly."""
+
+    url: str
+    data_plane: str
+
+
+@dataclass(frozen=True)
+class TargetDescription:
+    """What the report says about where a style ran (empty fields: this target has nothing to say)."""
+
+    registry: str = ""
+    registry_detail: str = ""
+    data_plane: str = ""
+    #: Where the Kubernetes emulation's parameters came from; set by the emulation only.
+    emulation_params: str = ""
+    limits: str = ""
+    notes: tuple[str, ...] = ()
+
+
+class Target(ABC):
+    """One running style on one target. Subclasses set ``control`` and implement the abstract methods."""
+
+    #: What this target can stage; a scenario needing more is not run here (the report says so).
+    capabilities: frozenset[Capability] = frozenset(Capability)
+    control: ControlPlane
+
+    def __init__(self, style: str, supervisor: Supervisor, admin_token: str, replicas: Mapping[str, int]) -> None:
+        self.style = style
+        self.sup = supervisor
+        self.admin_token = admin_token
+        self.replica_counts = dict(replicas)
+        self.session: aiohttp.ClientSession | None = None
+        self.tunables_changed = False
+
+    # -------------------------------------------------------------- lifecycle
+    @abstractmethod
+    async def start(self) -> None:
+        """Bring the style up and to its steady state."""
+
+    async def close(self) -> None:
+        """Stop what `start` started (the supervisor's cleanups cover an interrupted run)."""
+        if self.session is not None:
+            await self.session.close()
+
+    @property
+    @abstractmethod
+    def gateway_url(self) -> str: ...
+
+    @abstractmethod
+    def replicas(self, service: str) -> Sequence[ReplicaRef]:
+        """Running replicas of a service, oldest first."""
+
+    @abstractmethod
+    def describe(self) -> TargetDescription: ...
+
+    def service_hop(self) -> ServiceHop | None:
+        """A Service address worth comparing with a direct call, where the target has one of its own."""
+        return None
+
+    async def http(self) -> aiohttp.ClientSession:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
+        return self.session
+
+    # -------------------------------------------------------------- observation
+    async def refresh(self) -> None:
+        """Re-read which replicas exist, where the deployment keeps that elsewhere (containers, pods)."""
+        return None
+
+    async def metrics_text(self, replica: ReplicaRef) -> str:
+        session = await self.http()
+        async with session.get(replica.url + "/metrics") as response:
+            return await response.text()
+
+    def usage(self) -> dict[str, ProcessUsage]:
+        """CPU seconds (cumulative) and peak RSS per component: every replica of a service summed."""
+        out: dict[str, ProcessUsage] = {}
+        for name, usage in self.sup.usage().items():
+            component = name.split("-", 1)[0]
+            out[component] = out[component].merge(usage) if component in out else usage
+        return out
+
+    # -------------------------------------------------------------- faults through the admin API
+    async def set_faults(self, replica: ReplicaRef, faults: Mapping[str, Any]) -> None:
+        session = await self.http()
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        async with session.put(replica.url + "/admin/faults", json=dict(faults), headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{replica.instance_id} refused faults {faults}: {response.status}")
+
+    async def clear_faults(self, replicas: Sequence[ReplicaRef] | None = None) -> None:
+        """Every fault off, on ``replicas`` or on every running replica; unreachable ones are skipped."""
+        session = await self.http()
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        targets = replicas if replicas is not None else [r for s in SERVICES for r in self.replicas(s)]
+        for replica in targets:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.delete(replica.url + "/admin/faults", headers=headers):
+                    pass
+
+    async def set_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
+        await self.control.put_tunables(service, tunables)
+        self.tunables_changed = True
+
+    # -------------------------------------------------------------- faults through each world's mechanism
+    @abstractmethod
+    async def crash(self, service: str, index: int) -> str:
+        """The replica's process dies; the world's restart policy brings it back. Returns its instance id."""
+
+    @abstractmethod
+    async def hang(self, service: str, index: int) -> str:
+        """The replica stops answering until `unhang`. Returns its instance id."""
+
+    @abstractmethod
+    async def unhang(self) -> None: ...
+
+    @abstractmethod
+    async def scale_out(self, service: str) -> str:
+        """One replica more; returns the new one's instance id at once (it may not be ready yet)."""
+
+    @abstractmethod
+    async def rolling_restart(self, service: str) -> None: ...
+
+    @abstractmethod
+    async def restore_replicas(self) -> None:
+        """Back to the configured replica counts, every replica running (after crash/scale/rollout)."""
