@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make k8s-down`: uninstall the release and its namespace; delete the local cluster only if k8s-up.sh
-# created it (recorded in build/k8s-cluster), never a cluster that was already there.
+# created it (recorded in build/k8s-cluster), never a cluster that was already there. Without a helm binary
+# the venv's helm-python-sdk uninstalls (charts/helmctl.py, same arguments and output).
 set -euo pipefail
 source "$(dirname "$0")/../compose/lib.sh"
 
@@ -8,11 +9,11 @@ RELEASE="${RELEASE:-cloud-or-k8s}"
 NAMESPACE="${NAMESPACE:-cloud-or-k8s}"
 STATE="$COK_ROOT/build/k8s-cluster"
 
-require_tools kubectl helm
+require_tools kubectl helm # sets HELM: helm, or helmctl.py
 
 if kubectl cluster-info --request-timeout=5s >/dev/null 2>&1; then
-    if helm status "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1; then
-        helm uninstall "$RELEASE" --namespace "$NAMESPACE" --wait
+    if "${HELM[@]}" status "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1; then
+        "${HELM[@]}" uninstall "$RELEASE" --namespace "$NAMESPACE" --wait
     fi
     kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=true
 else

@@ -23,14 +23,45 @@ require_docker() {
         || die "docker is installed but no Docker engine answers: start it (e.g. 'sudo systemctl start docker' or 'sudo dockerd &') and retry"
 }
 
+# The python for the scripts' helpers: $COK_PYTHON, else the project's venv, else python3 on PATH.
+project_python() {
+    if [ -n "${COK_PYTHON:-}" ]; then
+        echo "$COK_PYTHON"
+    elif [ -x "$COK_ROOT/.venv/bin/python" ]; then
+        echo "$COK_ROOT/.venv/bin/python"
+    else
+        command -v python3
+    fi
+}
+
+# Sets HELM=(...): the helm binary when it is on PATH, else charts/helmctl.py under a python that has
+# helm-python-sdk (the venv's, after `make setup`), which takes the same arguments and prints the same output.
+# shellcheck disable=SC2034 # HELM is read by the scripts that source this file
+find_helm() {
+    local py
+    if command -v helm >/dev/null 2>&1; then
+        HELM=(helm)
+    elif py="$(project_python)" && "$py" -c 'import helm_python' >/dev/null 2>&1; then
+        HELM=("$py" "$COK_ROOT/charts/helmctl.py")
+    else
+        return 1
+    fi
+}
+
 # One line for each absent tool saying how to install it, then exit 1 if any was absent.
+# `helm` is satisfied by the helm binary or helm-python-sdk (find_helm sets HELM), `python3` by project_python.
 require_tools() {
     local tool missing=0
     for tool in "$@"; do
-        command -v "$tool" >/dev/null 2>&1 && continue
+        case "$tool" in
+            helm) find_helm && continue ;;
+            python3) project_python >/dev/null 2>&1 && continue ;;
+            *) command -v "$tool" >/dev/null 2>&1 && continue ;;
+        esac
         case "$tool" in
             kubectl) echo "kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/)" >&2 ;;
-            helm) echo "helm not found: install Helm 3.8+ (https://helm.sh/docs/intro/install/)" >&2 ;;
+            helm) echo "helm not found: install Helm 3.8+ (https://helm.sh/docs/intro/install/), or run 'make setup' (its helm-python-sdk drives Helm without the binary)" >&2 ;;
+            python3) echo "python3 not found: install Python 3 (or run 'make setup')" >&2 ;;
             docker) echo "docker not found: install Docker Engine to build the image (https://docs.docker.com/engine/install/)" >&2 ;;
             *) echo "$tool not found: install it" >&2 ;;
         esac
@@ -48,6 +79,16 @@ select_builder() {
 
 image_exists() {
     docker image inspect "$1" >/dev/null 2>&1
+}
+
+# Present, or pulled now. When it is neither, PULL_ERROR holds the last line docker said about the pull.
+image_available() {
+    local out
+    image_exists "$1" && return 0
+    out="$(timeout "${PULL_TIMEOUT_S:-120}" docker pull -q "$1" 2>&1)" && return 0
+    PULL_ERROR="$(printf '%s\n' "$out" | sed '/^$/d' | tail -n 1)"
+    PULL_ERROR="${PULL_ERROR:-timed out after ${PULL_TIMEOUT_S:-120} s}"
+    return 1
 }
 
 COMPOSE_FILE_PATH="$COK_ROOT/compose/docker-compose.yml"

@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
 # `make compose-up`: build the service image, start the cloud-style stack, wait until every container is
 # healthy, then print where everything is. COMPOSE_EXTRA_FILES adds override files (see offline.override.yml).
+# When an infrastructure image (Consul, Jaeger, Prometheus, Grafana) is neither present nor pullable, the
+# offline override is added with a one-line note, as build-image.sh falls back to the offline base.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 require_docker
 require_compose
 load_env_defaults
+
+# Without registry access `up` would stop at Compose's own "Pulling consul ... no such host". The images are
+# read from the resolved configuration, so an override that changes them is honoured.
+use_offline_override_if_unpullable() {
+    local image images
+    [[ "${COMPOSE_EXTRA_FILES:-}" == *offline.override.yml* ]] && return 0
+    images="$("${COMPOSE[@]}" config | sed -nE 's/^ +image: *//p' | tr -d "\"'" | sort -u)"
+    echo "checking the infrastructure images (pulling those not present) ..."
+    for image in $images; do
+        [ "$image" = "$SERVICE_IMAGE" ] && continue
+        image_available "$image" && continue
+        echo "note: $image cannot be pulled ($PULL_ERROR): adding compose/offline.override.yml (the project's Consul stand-in; no Jaeger, Prometheus or Grafana)" >&2
+        export COMPOSE_EXTRA_FILES="${COMPOSE_EXTRA_FILES:+$COMPOSE_EXTRA_FILES }compose/offline.override.yml"
+        require_compose # again, now with the override
+        return 0
+    done
+}
+use_offline_override_if_unpullable
 
 bash "$COK_ROOT/compose/build-image.sh"
 
