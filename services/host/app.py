@@ -22,6 +22,7 @@ from services import __version__
 from services.host.faults import FaultState, fault_gate, install_faults
 from services.host.registration import Registration
 from services.host.relay import install_upstream_errors
+from services.kit.background import cancel_and_wait
 from services.kit.lifecycle import Lifecycle
 from services.kit.metrics import MetricsMiddleware, metrics_endpoint
 from services.kit.problems import install_problem_handlers, problem_response
@@ -35,7 +36,6 @@ from services.upstream import (
     TunableStore,
     UpstreamClient,
     build_client,
-    describe_agent,
     make_consul,
     make_session,
 )
@@ -190,10 +190,8 @@ async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
     if spec.needs_consul:
         consul_client = make_consul(settings)
         stack.push_async_callback(_close_consul, consul_client)
-        agent = await describe_agent(consul_client)
-        log.info(
-            "style=%s, registry: %s at %s", settings.style, agent, settings.consul_http_addr, extra={"registry": agent}
-        )
+        # Which Consul answered is logged once registration succeeds: start-up never waits for Consul.
+        log.info("style=%s, consul at %s", settings.style, settings.consul_http_addr)
     if spec.config is ConfigSource.CONSUL_KV:
         kv = KvWatcher(consul_client, f"config/{settings.service_name}/data", context.store)
         kv.start()
@@ -209,12 +207,14 @@ async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
         built = build_client(name, settings.style, context.store, session, service_url=url, consul_client=consul_client)
         await built.discovery.start()
         stack.push_async_callback(built.discovery.stop)
+        _gate(context, stack, f"discovery:{name}", f"{name} endpoints from {spec.discovery}", built.discovery.ready)
         context.clients[name] = built.client
         log.info("upstream %s: %s", name, built.client.describe, extra={"upstream": name})
     if spec.registers:
         context.registration = Registration(consul_client, settings)
         context.registration.start()
         stack.push_async_callback(context.registration.deregister)
+        _gate(context, stack, "registration", "registration in consul", context.registration.registered)
     log.info(
         "%s %s ready after %.1fs warm-up (style=%s, discovery=%s, config=%s)",
         settings.service_name,
@@ -225,6 +225,20 @@ async def _start(context: AppContext, stack: contextlib.AsyncExitStack) -> None:
         spec.config,
         extra={"style": settings.style.value, "event": "started"},
     )
+
+
+def _gate(context: AppContext, stack: contextlib.AsyncExitStack, key: str, reason: str, event: asyncio.Event) -> None:
+    """Not ready until `event` is set: the control plane's first answer, never a blocked start-up."""
+    if event.is_set():
+        return
+    context.lifecycle.wait_for(key, reason)
+
+    async def release() -> None:
+        await event.wait()
+        context.lifecycle.satisfied(key)
+
+    task = asyncio.get_running_loop().create_task(release(), name=f"gate-{key}")
+    stack.push_async_callback(cancel_and_wait, task)
 
 
 async def _close_consul(client: Any) -> None:

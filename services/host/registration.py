@@ -58,7 +58,7 @@ class Registration:
                 delay = min(5.0, delay * 2)
                 continue
             agent = await describe_agent(self.client)
-            log.info("registered %s in %s", self.settings.instance_id, agent, extra={"registry": agent})
+            log.info("registered %s, registry: %s", self.settings.instance_id, agent, extra={"registry": agent})
             self.registered.set()
             return
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -64,6 +64,16 @@ class Tunables(BaseSettings):
     retry_budget_ratio: float = Field(0.2, ge=0, le=1, description="retries allowed per request sent")
     bulkhead_limit: int = Field(64, ge=1, le=10_000)
     keepalive: bool = True
+    balancer: Literal["round-robin", "p2c-ewma"] = Field(
+        "round-robin", description="round-robin (Spring Cloud LoadBalancer's default) or p2c-ewma (Finagle/Linkerd)"
+    )
+    ewma_decay_s: float = Field(10.0, gt=0, le=600, description="peak-EWMA decay time (Finagle's default 10 s)")
+    breaker_slow_call_ratio: float = Field(
+        3.0, ge=1, le=1000, description="a call is slow only if also this many times the peers' median latency"
+    )
+    outlier_consecutive_failures: int = Field(5, ge=1, le=1000, description="Envoy consecutive_5xx")
+    outlier_ejection_s: float = Field(30.0, gt=0, le=3600, description="Envoy base_ejection_time")
+    outlier_max_ejection_percent: int = Field(10, ge=0, le=100, description="Envoy max_ejection_percent (min one)")
 
     @model_validator(mode="after")
     def _deadline_covers_timeout(self) -> Self:

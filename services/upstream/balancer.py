@@ -1,29 +1,34 @@
-"""Per-request client-side balancing: round-robin over discovered instances, skipping open breakers."""
+"""Per-request client-side balancing: which endpoint this attempt goes to.
+
+Two balancers, chosen live by the `balancer` tunable:
+- `round-robin`, Spring Cloud LoadBalancer's default: the next endpoint in turn;
+- `p2c-ewma`, Finagle's and Linkerd's: pick two endpoints at random and take the one with the lower
+  peak-EWMA latency x outstanding requests (`endpoints.EndpointBook`). It routes around a slow endpoint
+  within a few requests, where round-robin keeps sending it every n-th request.
+Both skip endpoints whose breaker is open or that outlier detection ejected, prefer endpoints this call has
+not tried yet, and fall back to a tried or ejected one rather than fail.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import random
+from collections.abc import Callable, Sequence
 
 from services.kit.metrics import BALANCER_PICKS
+from services.kit.settings import Tunables
 from services.upstream.breaker import BreakerMap
-from services.upstream.call import (
-    Cause,
-    Handler,
-    Instance,
-    UpstreamError,
-    UpstreamRequest,
-    UpstreamResponse,
-)
+from services.upstream.call import Cause, Handler, Instance, UpstreamError, UpstreamRequest, UpstreamResponse
 from services.upstream.discovery import Discovery
+from services.upstream.endpoints import EndpointBook
+
+Usable = Callable[[str], bool] | None
 
 
 class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(
-        self, instances: Sequence[Instance], usable: Callable[[str], bool] | None, avoid: set[str]
-    ) -> Instance | None:
+    def pick(self, instances: Sequence[Instance], usable: Usable, avoid: set[str]) -> Instance | None:
         """Next instance in turn that is usable; instances already tried are a last resort."""
         count = len(instances)
         if count == 0:
@@ -42,29 +47,98 @@ class RoundRobin:
         return fallback
 
 
-class BalancePolicy:
-    """discovery + balancer: chooses `request.instance` for this attempt."""
+class PowerOfTwo:
+    """Power of two choices over `book.cost` (peak EWMA x load); O(1) per pick whatever the endpoint count."""
 
-    def __init__(self, discovery: Discovery, breakers: BreakerMap | None) -> None:
+    def __init__(self, book: EndpointBook, rng: random.Random | None = None) -> None:
+        self.book = book
+        self.rng = rng or random.Random()
+
+    def _eligible(self, instance: Instance, usable: Usable, avoid: set[str], now: float) -> bool:
+        return (
+            instance.id not in avoid
+            and (usable is None or usable(instance.id))
+            and not self.book.ejected(instance.id, now)
+        )
+
+    def pick(self, instances: Sequence[Instance], usable: Usable, avoid: set[str]) -> Instance | None:
+        count = len(instances)
+        if count == 0:
+            return None
+        now = self.book.clock()
+        if count > 1:
+            # Two distinct random endpoints; a few draws find eligible ones without scanning the list.
+            for _ in range(3):
+                first = self.rng.randrange(count)
+                second = self.rng.randrange(count - 1)
+                second += second >= first
+                a, b = instances[first], instances[second]
+                ok_a, ok_b = self._eligible(a, usable, avoid, now), self._eligible(b, usable, avoid, now)
+                if ok_a and ok_b:
+                    return a if self.book.cost(a.id, now) <= self.book.cost(b.id, now) else b
+                if ok_a or ok_b:
+                    return a if ok_a else b
+        # Few eligible endpoints: look at all of them, then at the ones only this call or ejection ruled out.
+        eligible = [i for i in instances if self._eligible(i, usable, avoid, now)]
+        if not eligible:
+            eligible = [i for i in instances if usable is None or usable(i.id)]
+        if not eligible:
+            return None
+        return min(eligible, key=lambda i: self.book.cost(i.id, now))
+
+
+class BalancePolicy:
+    """discovery + balancer: chooses `request.instance` for this attempt and books its outcome."""
+
+    def __init__(
+        self,
+        discovery: Discovery,
+        breakers: BreakerMap | None,
+        tunables: Callable[[], Tunables],
+        book: EndpointBook | None = None,
+    ) -> None:
         self.discovery = discovery
         self.breakers = breakers
-        self.balancer = RoundRobin()
+        self.tunables = tunables
+        self.book = book or EndpointBook()
+        self.round_robin = RoundRobin()
+        self.p2c = PowerOfTwo(self.book)
         self._picks: dict[str, object] = {}
 
-    def __call__(self, request: UpstreamRequest, call_next: Handler) -> Awaitable[UpstreamResponse]:
+    def pick(self, request: UpstreamRequest) -> Instance:
         instances = self.discovery.instances()
         if not instances:
             raise UpstreamError(
                 request.upstream, Cause.NO_HEALTHY_INSTANCE, "discovery returned no instance", sent=False
             )
         usable = self.breakers.admits if self.breakers is not None else None
-        instance = self.balancer.pick(instances, usable, request.tried)
+        balancer = self.p2c if self.tunables().balancer == "p2c-ewma" else self.round_robin
+        instance = balancer.pick(instances, usable, request.tried)
         if instance is None:
             raise UpstreamError(request.upstream, Cause.BREAKER_OPEN, "every instance's breaker is open", sent=False)
+        return instance
+
+    async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
+        instance = self.pick(request)
         request.instance = instance
         request.tried.add(instance.id)
         counter = self._picks.get(instance.id)
         if counter is None:
             counter = self._picks[instance.id] = BALANCER_PICKS.labels(request.upstream, instance.id)
         counter.inc()  # type: ignore[attr-defined]
-        return call_next(request)
+        book = self.book
+        stats = book.started(instance.id)
+        start = book.clock()
+        try:
+            response = await call_next(request)
+        except UpstreamError as exc:
+            if exc.sent or exc.cause is Cause.CONNECT_ERROR:
+                book.finished(stats, book.clock() - start, failed=True)
+            else:
+                book.abandoned(stats)
+            raise
+        except BaseException:
+            book.abandoned(stats)
+            raise
+        book.finished(stats, book.clock() - start, failed=response.status >= 500)
+        return response

@@ -27,6 +27,7 @@ import pybreaker
 from services.kit.metrics import BREAKER_STATE
 from services.kit.settings import Tunables
 from services.upstream.call import Cause, Handler, UpstreamError, UpstreamRequest, UpstreamResponse
+from services.upstream.endpoints import EndpointBook
 
 T = TypeVar("T")
 _STATE_VALUE = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
@@ -172,18 +173,31 @@ class BreakerMap:
 
 
 class BreakerPolicy:
-    """Failures are errors, 5xx answers and slow answers (slower than `breaker_slow_call_s`).
+    """Failures are errors, 5xx answers and slow answers.
 
     Counting slow calls is Resilience4j's slow-call-rate idea: a replica that answers, but late, is
-    taken out of rotation like one that fails, and a slow answer is still returned to the caller.
+    taken out of rotation like one that fails, and a slow answer is still returned to the caller. Slow is
+    judged against the peers: slower than `breaker_slow_call_s` AND than `breaker_slow_call_ratio` times the
+    median latency of the upstream's endpoints (`EndpointBook.baseline`), so uniform overload, where every
+    endpoint is equally slow, opens no breaker.
     """
 
-    def __init__(self, registry: BreakerMap, tunables: Callable[[], Tunables]) -> None:
+    def __init__(
+        self, registry: BreakerMap, tunables: Callable[[], Tunables], book: EndpointBook | None = None
+    ) -> None:
         self.registry = registry
         self.tunables = tunables
+        self.book = book
 
     def _failed(self, response: UpstreamResponse, seconds: float) -> bool:
-        return response.status >= 500 or seconds > self.tunables().breaker_slow_call_s
+        if response.status >= 500:
+            return True
+        tunables = self.tunables()
+        if seconds <= tunables.breaker_slow_call_s:
+            return False
+        if self.book is None:
+            return True
+        return seconds > tunables.breaker_slow_call_ratio * self.book.baseline(self.book.clock())
 
     async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
         assert request.instance is not None

@@ -32,10 +32,14 @@ def make_consul(settings: Settings) -> Any:
     return consul.aio.Consul(host=host, port=port)
 
 
-async def describe_agent(client: Any) -> str:
-    """'consul <version>' or 'consul stand-in <version>' from /v1/agent/self, so logs and reports say which ran."""
+async def describe_agent(client: Any, timeout_s: float = 2.0) -> str:
+    """'consul <version>' or 'consul stand-in <version>' from /v1/agent/self, so logs and reports say which ran.
+
+    Bounded in time: a frozen Consul accepts the connection and never answers.
+    """
     try:
-        info = await client.agent.self()
+        async with asyncio.timeout(timeout_s):
+            info = await client.agent.self()
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})"
     version = str(info.get("Config", {}).get("Version", "?"))

@@ -8,7 +8,6 @@ When Consul is unreachable the last good list stays in use; its age is exported 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,8 @@ log = logging.getLogger("services.discovery")
 
 
 class Discovery(Protocol):
+    ready: asyncio.Event  # set once the first list arrived; callers gate readiness on it
+
     def instances(self) -> Sequence[Instance]: ...
 
     async def start(self) -> None: ...
@@ -35,6 +36,8 @@ class StaticDiscovery:
 
     def __init__(self, url: str) -> None:
         self._instances = (Instance(id=urlsplit(url).netloc, base_url=url.rstrip("/")),)
+        self.ready = asyncio.Event()
+        self.ready.set()
 
     def instances(self) -> Sequence[Instance]:
         return self._instances
@@ -54,7 +57,7 @@ class ConsulDiscovery:
         self._instances: tuple[Instance, ...] = ()
         self._updated = 0.0
         self._query = BlockingQuery(
-            f"consul-watch-{upstream}",
+            f"consul watch for {upstream}",
             self._fetch,
             self.apply_health,
             wait=wait,
@@ -103,10 +106,8 @@ class ConsulDiscovery:
         return result
 
     async def start(self) -> None:
+        """Starts the watch and returns at once: startup never waits for Consul (readiness does)."""
         self._query.start()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                await self.ready.wait()
 
     async def stop(self) -> None:
         await self._query.stop()

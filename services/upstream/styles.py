@@ -20,6 +20,7 @@ from services.upstream.call import Policy, chain
 from services.upstream.client import UpstreamClient
 from services.upstream.config import TunableStore
 from services.upstream.discovery import ConsulDiscovery, Discovery, StaticDiscovery
+from services.upstream.endpoints import EndpointBook
 from services.upstream.limits import BulkheadPolicy, TimeoutPolicy
 from services.upstream.retry import RetryBudget, RetryPolicy
 from services.upstream.transport import AiohttpTransport
@@ -103,9 +104,18 @@ def build_client(
         budget = RetryBudget(store.current.retry_budget_ratio)
         store.subscribe(lambda t: setattr(budget, "ratio", t.retry_budget_ratio))
         policies.append(RetryPolicy(tunables, budget))
-    policies.append(BalancePolicy(discovery, breakers))
+    book = EndpointBook()
+
+    def configure_book(t: Tunables) -> None:
+        book.configure(
+            t.ewma_decay_s, t.outlier_consecutive_failures, t.outlier_ejection_s, t.outlier_max_ejection_percent
+        )
+
+    configure_book(store.current)
+    store.subscribe(configure_book)
+    policies.append(BalancePolicy(discovery, breakers, tunables, book))
     if breakers is not None:
-        policies.append(BreakerPolicy(breakers, tunables))
+        policies.append(BreakerPolicy(breakers, tunables, book))
     policies.append(TimeoutPolicy(tunables))
     handler = chain(policies, AiohttpTransport(session))
     describe = " -> ".join(type(p).__name__.removesuffix("Policy") for p in policies) + " -> Transport"

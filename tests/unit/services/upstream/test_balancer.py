@@ -1,9 +1,13 @@
-"""Client-side balancing: round-robin order, skipping unusable instances, preferring untried ones."""
+"""Client-side balancing: round-robin order, P2C over peak EWMA on synthetic latencies, outlier ejection."""
 
 from __future__ import annotations
 
-from services.upstream.balancer import RoundRobin
+import random
+
+from services.upstream.balancer import PowerOfTwo, RoundRobin
 from services.upstream.call import Instance
+from services.upstream.endpoints import EndpointBook
+from tests.unit.services.upstream.support import FakeClock
 
 
 def test_round_robin_skips_unusable_and_prefers_untried() -> None:
@@ -14,3 +18,79 @@ def test_round_robin_skips_unusable_and_prefers_untried() -> None:
     assert rr.pick(instances, None, {"i0", "i1"}).id == "i2"  # type: ignore[union-attr]
     assert rr.pick(instances, {"i0"}.__contains__, {"i0"}).id == "i0"  # type: ignore[union-attr]
     assert rr.pick([], None, set()) is None
+
+
+def _endpoints(n: int) -> list[Instance]:
+    return [Instance(f"pod-{i}", f"http://127.0.0.{i + 2}:8000") for i in range(n)]
+
+
+def _answer(book: EndpointBook, clock: FakeClock, endpoint: str, seconds: float, failed: bool = False) -> None:
+    stats = book.started(endpoint)
+    clock.advance(seconds)
+    book.finished(stats, seconds, failed)
+
+
+def test_p2c_moves_traffic_off_a_slow_endpoint_within_50_picks() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    balancer = PowerOfTwo(book, random.Random(7))
+    endpoints = _endpoints(3)
+    latency = {"pod-0": 0.002, "pod-1": 0.002, "pod-2": 0.202}
+    picks = []
+    for _ in range(50):
+        chosen = balancer.pick(endpoints, None, set())
+        assert chosen is not None
+        picks.append(chosen.id)
+        _answer(book, clock, chosen.id, latency[chosen.id])
+    assert picks.count("pod-2") / len(picks) < 0.05
+
+
+def test_p2c_prefers_the_less_loaded_of_equal_endpoints() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    endpoints = _endpoints(2)
+    for endpoint in endpoints:
+        _answer(book, clock, endpoint.id, 0.01)
+    busy = book.started("pod-0")
+    balancer = PowerOfTwo(book, random.Random(1))
+    assert {balancer.pick(endpoints, None, set()).id for _ in range(20)} == {"pod-1"}  # type: ignore[union-attr]
+    book.abandoned(busy)
+
+
+def test_a_slow_endpoint_is_tried_again_once_its_estimate_decays() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    _answer(book, clock, "pod-0", 0.002)
+    _answer(book, clock, "pod-1", 0.5)
+    assert book.cost("pod-1", clock()) > 100 * book.cost("pod-0", clock())
+    clock.advance(60)  # six decay times without a sample: the old 0.5 s no longer dominates
+    _answer(book, clock, "pod-0", 0.002)
+    assert book.cost("pod-1", clock()) < book.cost("pod-0", clock())
+
+
+def test_outlier_ejection_respects_the_bound_and_ends() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    book.configure(decay_s=10, eject_after=3, ejection_s=30, max_ejection_percent=10)
+    for endpoint in ("pod-0", "pod-1", "pod-2"):
+        _answer(book, clock, endpoint, 0.001)
+    for _ in range(3):
+        _answer(book, clock, "pod-0", 0.001, failed=True)
+        _answer(book, clock, "pod-1", 0.001, failed=True)
+    # 10 % of three endpoints rounds to none, but one endpoint may always be ejected (Envoy): only the first.
+    assert book.ejected("pod-0", clock()) and not book.ejected("pod-1", clock())
+    balancer = PowerOfTwo(book, random.Random(3))
+    assert all(balancer.pick(_endpoints(3), None, set()).id != "pod-0" for _ in range(30))  # type: ignore[union-attr]
+    clock.advance(31)
+    assert not book.ejected("pod-0", clock())
+    assert "pod-0" in {balancer.pick(_endpoints(3), None, set()).id for _ in range(60)}  # type: ignore[union-attr]
+
+
+def test_p2c_falls_back_when_every_endpoint_is_ruled_out() -> None:
+    book = EndpointBook(FakeClock())
+    balancer = PowerOfTwo(book, random.Random(5))
+    endpoints = _endpoints(3)
+    tried = {"pod-0", "pod-1", "pod-2"}
+    assert balancer.pick(endpoints, None, tried) is not None
+    assert balancer.pick(endpoints, lambda _: False, set()) is None
+    assert balancer.pick([], None, set()) is None

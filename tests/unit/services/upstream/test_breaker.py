@@ -10,6 +10,7 @@ import pytest
 from services.kit.settings import Tunables
 from services.upstream.breaker import AsyncBreaker, BreakerMap, BreakerPolicy
 from services.upstream.call import Cause, UpstreamError, UpstreamRequest, UpstreamResponse
+from services.upstream.endpoints import EndpointBook
 from tests.unit.services.upstream.support import FakeClock, ok, request
 
 
@@ -110,6 +111,32 @@ async def test_slow_answers_count_as_breaker_failures_but_are_returned() -> None
         return ok(200)
 
     assert (await policy(request(), quick)).status == 200
+    for _ in range(2):
+        assert (await policy(request(), slow)).status == 200
+    assert not breakers.admits("i1")
+
+
+async def test_uniform_slowness_opens_no_breaker_but_an_outlier_does() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    breakers = BreakerMap("inv", fail_max=2, reset_s=10, clock=clock)
+    policy = BreakerPolicy(breakers, lambda: Tunables(breaker_slow_call_s=0.1, breaker_slow_call_ratio=3), book)
+    for endpoint in ("i1", "i2", "i3"):  # every endpoint answers in 300 ms: overload, not an outlier
+        stats = book.started(endpoint)
+        book.finished(stats, 0.3, failed=False)
+
+    async def slow(_: UpstreamRequest) -> UpstreamResponse:
+        clock.advance(0.3)
+        return ok(200)
+
+    for _ in range(5):
+        assert (await policy(request(), slow)).status == 200
+    assert breakers.admits("i1")
+    for endpoint in ("i2", "i3"):  # the peers recover to 2 ms; i1 stays at 300 ms: now it is the outlier
+        for _ in range(20):
+            clock.advance(1)
+            stats = book.started(endpoint)
+            book.finished(stats, 0.002, failed=False)
     for _ in range(2):
         assert (await policy(request(), slow)).status == 200
     assert not breakers.admits("i1")
