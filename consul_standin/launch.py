@@ -1,7 +1,8 @@
 """Starts the service registry for local runs: a real `consul agent -dev` when `consul` is on PATH, else the stand-in.
 
 Both run as child processes, so the benchmark can freeze the registry (SIGSTOP) to measure how clients ride out a
-registry outage, exactly as it would with the real agent.
+registry outage, exactly as it would with the real agent. Either dies with the process that started it, even one
+killed with SIGKILL (``die_with_parent``), so a crashed launcher leaves no registry listening.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
 
+from services.kit.children import die_with_parent
 from services.kit.net import free_port
 
 log = logging.getLogger("services.registry.launch")
@@ -211,7 +213,14 @@ def start_registry(
     else:
         command = _standin_command(host, port, reap_interval)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        preexec_fn=die_with_parent(),
+    )
     handle = RegistryHandle(kind, host, port, process, path, log_file, own_log)
     try:
         if kind == "stand-in":

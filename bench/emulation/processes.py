@@ -2,8 +2,10 @@
 
 Kept apart from the Supervisor's bookkeeping (addresses, which processes exist, teardown) because these are
 the operations on a single process group, the same for a replica and for an auxiliary process (HAProxy, a
-registry). Every incarnation runs in its own session, so a signal reaches its whole process group; reaping
-goes through ``wait4`` so that even a killed incarnation's CPU and peak memory are kept.
+registry). Every incarnation runs in its own session, so a signal reaches its whole process group, and is
+tied to the process that started it (``die_with_parent``), so a supervisor killed with SIGKILL leaves no
+replica running; reaping goes through ``wait4`` so that even a killed incarnation's CPU and peak memory are
+kept.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from bench.emulation.cgroups import ResourceLimits
 from bench.emulation.usage import ProcessUsage, read_proc_usage, rusage_usage
+from services.kit.children import die_with_parent
 
 
 class ReplicaExited(RuntimeError):
@@ -51,7 +54,11 @@ class ManagedProcess:
         return self.popen is not None and self.exit_code is None
 
     def launch(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
-        """Start a new incarnation in its own session, appending its output to ``log_path``."""
+        """Start a new incarnation in its own session, appending its output to ``log_path``.
+
+        The incarnation gets SIGKILL from the kernel when the thread calling this ends: call it from the
+        main thread or an event loop's executor, never from a short-lived thread.
+        """
         self.incarnations += 1
         with open(self.log_path, "ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} start #{self.incarnations}: {' '.join(self.argv)}\n".encode())
@@ -63,6 +70,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         self.popen, self.exit_code, self.exited_at, self.paused = popen, None, None, False
         self.started_at = time.monotonic()

@@ -5,7 +5,10 @@ the terminal reaches only the orchestrator, which then tears down in order), log
 directory and carries the run id in its environment, which lets teardown find even a child that escaped
 its process group. Teardown runs from ``close()``, the context managers, ``atexit`` and SIGINT/SIGTERM
 handlers (see ``exit_hooks``); it is idempotent and also runs the cleanups other parts registered
-(iptables, HAProxy). The operations on one process live in ``processes``; this module keeps the books.
+(iptables, HAProxy). Should this process be killed with SIGKILL, which runs none of that, every child dies
+with it (see ``processes``) and the run's watchdog, a separate process started here, removes the rest
+(see ``lifeline`` and ``watchdog``). The operations on one process live in ``processes``; this module keeps
+the books.
 
 Addresses work like pod IPs: the whole of 127.0.0.0/8 is local on Linux, so ``127.0.<block>.<n>`` needs no
 setup. A (service, index) keeps its address and port across restarts, as a restarted container keeps its
@@ -30,6 +33,7 @@ import aiohttp
 from bench.emulation import exit_hooks
 from bench.emulation.cgroups import CgroupManager, ResourceLimits
 from bench.emulation.ids import OWNER_ENV, RUN_ENV, new_run_id
+from bench.emulation.lifeline import Lifeline
 from bench.emulation.processes import ManagedProcess, Replica, ReplicaExited
 from bench.emulation.teardown import kill_marked_processes
 from bench.emulation.usage import ProcessUsage
@@ -43,6 +47,8 @@ class Supervisor:
 
     ``block`` is the third octet of the replicas' addresses (127.0.<block>.1..254). ``port=None`` gives each
     replica a free port on its address; a number gives every replica that port (like containerPort).
+    ``watchdog=False`` starts no watchdog: a SIGKILL of this process then leaves the run's iptables chains
+    and cgroups to ``sweep_stale``.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class Supervisor:
         cgroups: bool = True,
         install_signal_handlers: bool = True,
         base_env: Mapping[str, str] | None = None,
+        watchdog: bool = True,
     ) -> None:
         if not 1 <= block <= 254:
             raise ValueError("block must be 1..254")
@@ -77,6 +84,9 @@ class Supervisor:
         self._cleanups: list[tuple[str, Callable[[], None]]] = []
         self._closed = False
         self._closing = threading.RLock()
+        self.watchdog = (
+            Lifeline(self.run_id, self.log_dir / "watchdog.log", self.base_env, python) if watchdog else None
+        )
         exit_hooks.register(self, install_signal_handlers=install_signal_handlers)
 
     # ------------------------------------------------------------------ starting
@@ -98,12 +108,14 @@ class Supervisor:
         argv: Sequence[str] | None = None,
         limits: ResourceLimits | None = None,
         address: str | None = None,
+        port: int | None = None,
     ) -> Replica:
         """Start ``python -m services <service>`` (or ``argv``) as replica ``index`` and return at once.
 
         The environment is the supervisor's base env + HOST, PORT, INSTANCE_ID (overridable by ``env``) +
         ``env``. Starting an exited replica again keeps its address, port and instance id. ``address`` puts
-        a new replica on that loopback address instead of the next free slot of ``block``.
+        a new replica on that loopback address instead of the next free slot of ``block``; ``port`` gives it
+        that port (a pod's IP and port are known before its container starts).
         """
         key = (service, index)
         replica = self.replicas.get(key)
@@ -111,7 +123,7 @@ class Supervisor:
             raise RuntimeError(f"{replica.instance_id} is already running (pid {replica.pid})")
         if replica is None:
             address = address if address is not None else self.address_of(service, index)
-            port = self.port if self.port is not None else free_port(address)
+            port = port if port is not None else self.port if self.port is not None else free_port(address)
             instance_id = dict(env or {}).get("INSTANCE_ID", f"{service}-{index}")
             replica = Replica(
                 name=instance_id,
@@ -301,6 +313,8 @@ class Supervisor:
             proc.reap_bounded()
         kill_marked_processes(self.run_id)
         self.cgroups.close()
+        if self.watchdog is not None:
+            self.watchdog.release()
         exit_hooks.unregister(self)
         if errors:
             print("teardown: " + "; ".join(errors), file=sys.stderr)

@@ -1,7 +1,9 @@
-"""Proof that a run left nothing behind: processes, iptables rules, bound ports, cgroups.
+"""Proof that a run left nothing behind (processes, iptables rules, bound ports, cgroups), and its removal.
 
-Used by the teardown test and by the CLI after a run; ``sweep_stale`` removes what a run that was itself
-SIGKILLed (and so could not clean up) left, recognising it by an owner pid that no longer exists.
+Used by the teardown test and by the CLI after a run. ``remove_run`` removes everything of one run that
+its supervisor could not remove itself because it was killed: the watchdog (``watchdog``) runs it the
+moment the supervisor's process dies, and ``sweep_stale`` runs it for runs whose owner pid no longer
+exists (a run whose watchdog was killed too).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import psutil
 
 from bench.emulation.cgroups import CgroupManager, remove_dir
 from bench.emulation.ids import CHAIN_ROOT, OWNER_ENV, RUN_ENV, chain_prefix
-from bench.emulation.iptables import nat_lines, remove_chains, rules_with_prefix
+from bench.emulation.iptables import IptablesError, nat_lines, remove_chains, rules_with_prefix
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -118,21 +120,52 @@ def assert_clean(run_id: str, ports: Iterable[tuple[str, int] | int] = ()) -> No
         raise AssertionError(f"run {run_id} left: {leftovers.describe()}")
 
 
+def remove_run(run_id: str) -> list[str]:
+    """Remove every process, iptables chain (of every tag) and cgroup of ``run_id``; what was removed.
+
+    Idempotent, and safe next to another remover of the same run (a sweep racing the watchdog).
+    """
+    removed = [f"process {pid} of run {run_id}" for pid in kill_marked_processes(run_id)]
+    removed.extend(_remove_chains(chain_prefix(run_id)))
+    removed.extend(_remove_cgroups(run_id))
+    return removed
+
+
+def _remove_chains(prefix: str, attempts: int = 3) -> list[str]:
+    removed: list[str] = []
+    for _ in range(attempts):
+        try:
+            removed.extend(remove_chains(prefix))
+            return removed
+        except IptablesError:
+            if not rules_with_prefix(prefix):  # someone else removed them meanwhile
+                return removed
+    return removed
+
+
+def _remove_cgroups(run_id: str) -> list[str]:
+    left = CgroupManager(run_id).leftovers()
+    for parent in left:
+        with contextlib.suppress(OSError):
+            for child in Path(parent).iterdir():
+                if child.is_dir():
+                    remove_dir(child)
+        remove_dir(Path(parent))
+    return [f"cgroup {p}" for p in left]
+
+
 def sweep_stale() -> list[str]:
     """Remove what runs whose owner process is dead left behind (processes, iptables chains, cgroups).
 
-    A run killed with SIGKILL cannot clean up; the next run calls this first. Ownership comes from the
-    children's environment and from the comment on each run's OUTPUT jump, so live runs are never touched.
+    A run killed with SIGKILL cannot clean up; its watchdog does, and should that have died too, the next
+    run calls this first. Ownership comes from the children's environment and from the comment on each
+    run's OUTPUT jump, so live runs are never touched.
     """
-    removed: list[str] = []
     stale_runs: set[str] = set()
-    for pid, marks in marked_processes().items():
+    for marks in marked_processes().values():
         owner = int(marks.get(OWNER_ENV, "0") or 0)
         if owner and not psutil.pid_exists(owner):
             stale_runs.add(marks[RUN_ENV])
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                removed.append(f"process {pid} of run {marks[RUN_ENV]}")
     try:
         lines = nat_lines()
     except Exception:
@@ -144,15 +177,7 @@ def sweep_stale() -> list[str]:
         run_id, owner = fields.get("run", ""), int(fields.get("owner", "0") or 0)
         if run_id and owner and not psutil.pid_exists(owner):
             stale_runs.add(run_id)
-            removed.extend(remove_chains(chain_prefix(run_id)))
+    removed: list[str] = []
     for run_id in sorted(stale_runs):
-        cgroups = CgroupManager(run_id)
-        left = cgroups.leftovers()
-        if left:
-            for parent in left:
-                for child in Path(parent).iterdir():
-                    if child.is_dir():
-                        remove_dir(child)
-                remove_dir(Path(parent))
-            removed.extend(f"cgroup {p}" for p in left)
+        removed.extend(remove_run(run_id))
     return removed

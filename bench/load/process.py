@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from bench.load.config import LoadConfig
 from bench.load.result import LoadProgress, LoadResult, ProgressCallback
+from services.kit.children import die_with_parent
 
 STDERR_TAIL = 2000
 
@@ -64,6 +65,7 @@ def run_load_subprocess(
         capture_output=True,
         text=True,
         timeout=_time_bound(config, timeout),
+        preexec_fn=die_with_parent(),
     )
     if proc.returncode != 0:
         raise LoadGenError(f"load generator exited {proc.returncode}: {proc.stderr.strip()[-STDERR_TAIL:]}")
@@ -119,6 +121,7 @@ class LoadProcess:
             *_command(self.config, self.out_path, self.python, progress=True),
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
+            preexec_fn=die_with_parent(),
         )
 
     async def wait(self, limit_s: float | None = None) -> LoadResult:

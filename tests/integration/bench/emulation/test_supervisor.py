@@ -51,7 +51,7 @@ CHILD = textwrap.dedent(
     params = json.loads(sys.argv[1])
 
     async def main() -> None:
-        sup = Supervisor(params["run_dir"], block=params["block"])
+        sup = Supervisor(params["run_dir"], block=params["block"], watchdog=params["watchdog"])
         extra = sup.start_replica("inventory", 99, params["env"])
         kube = KubeCluster(sup, vip_block=params["vip_block"], service_port=params["port"], apply_limits=True)
         kube.params = replace(kube.params, min_sync_period_s=0.0).with_probes(
@@ -74,9 +74,11 @@ CHILD = textwrap.dedent(
 @needs_iptables
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
-    """Ctrl-C or SIGTERM: the run cleans up itself. SIGKILL: ``sweep_stale`` (run by the next run) does."""
+    """Ctrl-C or SIGTERM: the run cleans up itself. SIGKILL with no watchdog (itself killed, say): the next run's
+    ``sweep_stale`` does. (SIGKILL with the watchdog: tests/integration/bench/emulation/test_parent_death.py.)"""
     port = free_port(f"127.0.{VIP_BLOCK}.1")
     args = {"run_dir": str(tmp_path), "block": BLOCK, "vip_block": VIP_BLOCK, "port": port, "env": ENV}
+    args["watchdog"] = sig != signal.SIGKILL
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, json.dumps(args)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
