@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make k8s-up`: install the chart (platform style; STYLE=hybrid for hybrid) into the current kube context,
+# `make k8s-up`: install the chart (platform style; STYLE=hybrid or hybrid-vip for those) into the current kube context,
 # or into a new local kind/k3d/minikube cluster when no cluster is reachable. Builds the service image and
 # loads it into the cluster (or prints the command that does, for other clusters), runs `helm upgrade
 # --install`, then waits for the three services only (charts/rollout.py): the optional add-ons (Jaeger, the
@@ -7,7 +7,7 @@
 # Without a helm binary, the venv's helm-python-sdk does the helm part (charts/helmctl.py, same output).
 #
 # Environment: RELEASE (cloud-or-k8s), NAMESPACE (cloud-or-k8s), CLUSTER_NAME (cloud-or-k8s), STYLE
-# (platform|hybrid), VALUES (an extra values file), HELM_ARGS (extra helm flags, e.g. "--set otel.enabled=false"),
+# (platform|hybrid|hybrid-vip), VALUES (an extra values file), HELM_ARGS (extra helm flags, e.g. "--set otel.enabled=false"),
 # HELM_TIMEOUT (how long to wait for the services, 5m), RUN_TESTS=1 to run `helm test` afterwards,
 # COK_PYTHON (the python for charts/*.py; default the venv's, else python3).
 set -euo pipefail
@@ -28,7 +28,8 @@ PY="$(project_python)"
 case "$STYLE" in
     platform) style_values=() ;;
     hybrid) style_values=(-f "$CHART/values-hybrid.yaml") ;;
-    *) die "STYLE must be platform or hybrid (the cloud style runs with 'make compose-up')" ;;
+    hybrid-vip) style_values=(-f "$CHART/values-hybrid-vip.yaml") ;;
+    *) die "STYLE must be platform, hybrid or hybrid-vip (the cloud style runs with 'make compose-up')" ;;
 esac
 
 if kubectl cluster-info --request-timeout=5s >/dev/null 2>&1; then

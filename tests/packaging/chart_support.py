@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
@@ -19,7 +20,12 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "cloud-or-k8s"
 RELEASE = "cloud-or-k8s"
 NAMESPACE = "cok-test"
 CALL_GRAPH = {("gateway", "orders"), ("gateway", "inventory"), ("orders", "inventory")}
-VARIANTS = {"default": None, "hybrid": "values-hybrid.yaml", "production": "values-production.yaml"}
+VARIANTS = {
+    "default": None,
+    "hybrid": "values-hybrid.yaml",
+    "hybrid-vip": "values-hybrid-vip.yaml",
+    "production": "values-production.yaml",
+}
 # The chart's kubeVersion floor and the newest schema kubernetes-validate ships.
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.utils.latest_version())
 
@@ -139,7 +145,7 @@ def _selects(selector: Obj, labels: dict[str, str]) -> bool:
 def _peer_matches(peer: Obj, policy_ns: str, pod: Pod) -> bool:
     namespace, labels = pod
     if "ipBlock" in peer:
-        return False  # pod-to-pod reasoning only; the chart renders no ipBlock
+        return False  # pods by label here; ipBlock peers (the API server for hybrid) are for `egress_to_address`
     if "namespaceSelector" in peer:
         if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):
             return False
@@ -148,9 +154,13 @@ def _peer_matches(peer: Obj, policy_ns: str, pod: Pod) -> bool:
     return "podSelector" not in peer or _selects(peer["podSelector"], labels)
 
 
-def _rule_allows(rule: Obj, key: str, policy_ns: str, peer: Pod, port: int, protocol: str) -> bool:
+def _rule_opens(rule: Obj, port: int, protocol: str) -> bool:
     ports = rule.get("ports")
-    if ports and not any(p.get("port") == port and p.get("protocol", "TCP") == protocol for p in ports):
+    return not ports or any(p.get("port") == port and p.get("protocol", "TCP") == protocol for p in ports)
+
+
+def _rule_allows(rule: Obj, key: str, policy_ns: str, peer: Pod, port: int, protocol: str) -> bool:
+    if not _rule_opens(rule, port, protocol):
         return False
     peers = rule.get(key)
     return not peers or any(_peer_matches(p, policy_ns, peer) for p in peers)
@@ -174,6 +184,29 @@ def _allowed(policies: list[Obj], src: Pod, dst: Pod, port: int, protocol: str =
         )
 
     return direction(src, dst, "Egress", "egress", "to") and direction(dst, src, "Ingress", "ingress", "from")
+
+
+def egress_to_address(policies: list[Obj], src: Pod, address: str, port: int, protocol: str = "TCP") -> bool:
+    """May `src` open a connection to an address outside any pod selector (ipBlock peers, Kubernetes semantics)?"""
+    ip = ipaddress.ip_address(address)
+
+    def in_block(peer: Obj) -> bool:
+        block = peer.get("ipBlock")
+        if block is None:
+            return False
+        excluded = any(ip in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+        return ip in ipaddress.ip_network(block["cidr"]) and not excluded
+
+    applicable = [
+        p for p in policies if "Egress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], src[1])
+    ]
+    if src[0] != NAMESPACE or not applicable:
+        return True
+    return any(
+        _rule_opens(rule, port, protocol) and (not rule.get("to") or any(in_block(peer) for peer in rule["to"]))
+        for p in applicable
+        for rule in p["spec"].get("egress") or []
+    )
 
 
 def _release_pods(objects: tuple[Obj, ...]) -> dict[str, Pod]:

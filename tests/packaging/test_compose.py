@@ -160,6 +160,8 @@ def test_services_run_the_cloud_style_against_consul_and_jaeger(name: str) -> No
     assert env["CONSUL_HTTP_ADDR"] == "consul:8500"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
     assert env["OTEL_SERVICE_NAME"] == name
+    # The tuned configuration: per-request, latency-aware balancing over the registered instances.
+    assert env["BALANCER"] == "p2c-ewma"
     assert "ADMIN_TOKEN" not in env, "the admin/fault API must stay off in packaged configs"
     assert service["command"] == [name]
     # Replicas register their own container address: nothing may pin a name or an address.
@@ -169,6 +171,21 @@ def test_services_run_the_cloud_style_against_consul_and_jaeger(name: str) -> No
     assert service["healthcheck"]["test"] == ["CMD", "healthcheck", "8000", "/health/ready"]
     assert {"consul", "jaeger"} <= set(service["depends_on"])
     assert ("ports" in service) == (name == "gateway"), "only the gateway is published"
+
+
+def test_every_setting_compose_passes_is_one_the_services_read() -> None:
+    """pydantic-settings ignores unknown variables: a misspelt tunable would silently be a default."""
+    from services.kit.settings import GatewaySettings
+
+    read = {name.upper() for name in GatewaySettings.model_fields}
+    for name in SERVICES:
+        env = environment(raw_config()["services"][name])
+        assert {k for k in env if not k.startswith("OTEL_")} <= read, name
+    for override in ("bench.override.yml", "offline.override.yml"):
+        services = yaml.safe_load((COMPOSE_DIR / override).read_text())["services"]
+        for name in SERVICES:
+            env = environment(services[name]) if services.get(name) else {}
+            assert {k for k in env if not k.startswith("OTEL_")} <= read, (override, name)
 
 
 def test_upstreams_start_before_their_callers() -> None:

@@ -39,6 +39,10 @@ def test_chart_lints_clean(variant: str) -> None:
         ({"networkPolicy": {"enable": False}}, "enable"),
         ({"tunables": {"timeout": 2}}, "timeout"),
         ({"style": "cloud"}, "style"),
+        ({"tunables": {"balancer": "random"}}, "balancer"),
+        ({"tunables": {"outlier_max_ejection_percent": 150}}, "outlier_max_ejection_percent"),
+        ({"rbac": {"enabled": True}}, "enabled"),
+        ({"apiServer": {"cidr": "kubernetes.default"}}, "cidr"),
         ({"adminToken": "too-short"}, "adminToken"),
         ({"services": {"inventory": {"resources": {"limits": {"cpu": "500m", "memory": "256MB"}}}}}, "memory"),
     ],
@@ -91,7 +95,7 @@ def test_every_object_validates_against_kubernetes_schemas(variant: str) -> None
                 pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} on {version}: {exc.message} at {list(exc.path)}")
 
 
-@pytest.mark.parametrize("variant", ["default", "hybrid"])
+@pytest.mark.parametrize("variant", ["default", "hybrid", "hybrid-vip"])
 @pytest.mark.parametrize("profile", ["full", "quick"])
 def test_benchmark_k8s_values_lint_and_validate(variant: str, profile: str) -> None:
     import dataclasses

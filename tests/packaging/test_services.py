@@ -75,11 +75,22 @@ def test_upstream_urls_point_at_rendered_services(variant: str) -> None:
             assert match and match.group(1) in services, env[key]
 
 
+def _tunables(variant: str) -> dict[str, object]:
+    (cm,) = [c for c in of_kind(_rendered(variant), "ConfigMap") if c["metadata"]["name"].endswith("-tunables")]
+    loaded: dict[str, object] = yaml.safe_load(cm["data"]["tunables.yaml"])
+    return loaded
+
+
 def test_hybrid_changes_style_not_topology() -> None:
-    default, hybrid = _rendered("default"), _rendered("hybrid")
-    assert [(o["kind"], o["metadata"]["name"]) for o in default] == [(o["kind"], o["metadata"]["name"]) for o in hybrid]
-    (cm,) = [c for c in of_kind(hybrid, "ConfigMap") if c["metadata"]["name"].endswith("-tunables")]
-    assert yaml.safe_load(cm["data"]["tunables.yaml"])["keepalive"] is False
+    """Same workloads in every style; hybrid adds only what its EndpointSlice watch needs (Role, RoleBinding)."""
+    names = {v: [(o["kind"], o["metadata"]["name"]) for o in _rendered(v)] for v in ("default", "hybrid", "hybrid-vip")}
+    assert names["hybrid-vip"] == names["default"]
+    rbac = [(kind, name) for kind, name in names["hybrid"] if kind in ("Role", "RoleBinding")]
+    assert [k for k, _ in rbac] == ["Role", "RoleBinding"]
+    assert [n for n in names["hybrid"] if n not in rbac] == names["default"]
+    # hybrid-vip: new connections let kube-proxy spread retries; hybrid keeps a pool per pod it picks itself.
+    assert _tunables("hybrid-vip")["keepalive"] is False
+    assert _tunables("hybrid")["keepalive"] is True and _tunables("hybrid")["balancer"] == "p2c-ewma"
 
 
 def test_notes_tell_how_to_reach_the_gateway() -> None:

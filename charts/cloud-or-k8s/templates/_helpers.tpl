@@ -42,6 +42,12 @@ orders: [inventory]
 inventory: []
 {{- end -}}
 
+{{/* "true" when the services list + watch EndpointSlices through the API server (style hybrid), else "". That
+one fact drives the token mount, the Role/RoleBinding and the API server egress. */}}
+{{- define "cok.watchesEndpointSlices" -}}
+{{- if eq .Values.style "hybrid" -}}true{{- end -}}
+{{- end -}}
+
 {{- define "cok.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
