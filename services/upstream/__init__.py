@@ -7,7 +7,7 @@ pybreaker's and tenacity's small policies), composed by `styles.build_client` fr
 too, because only the client side reads them. Depends on `services.kit` only.
 """
 
-from services.upstream.balancer import BalancePolicy, RoundRobin
+from services.upstream.balancer import BalancePolicy, PowerOfTwo, RoundRobin
 from services.upstream.breaker import AsyncBreaker, BreakerMap, BreakerPolicy
 from services.upstream.call import (
     CAUSE_STATUS,
@@ -24,6 +24,8 @@ from services.upstream.client import UpstreamClient
 from services.upstream.config import TunableStore, parse_document
 from services.upstream.consul import BlockingQuery, describe_agent, make_consul
 from services.upstream.discovery import ConsulDiscovery, Discovery, StaticDiscovery
+from services.upstream.endpoints import EndpointBook, EndpointStats
+from services.upstream.endpointslices import EndpointSliceDiscovery
 from services.upstream.limits import BulkheadPolicy, TimeoutPolicy
 from services.upstream.retry import RetryBudget, RetryPolicy, backoff_s
 from services.upstream.sources import FileWatcher, KvWatcher
@@ -46,11 +48,15 @@ __all__ = [
     "ConsulDiscovery",
     "Discovery",
     "DiscoveryKind",
+    "EndpointBook",
+    "EndpointSliceDiscovery",
+    "EndpointStats",
     "FileWatcher",
     "Handler",
     "Instance",
     "KvWatcher",
     "Policy",
+    "PowerOfTwo",
     "RetryBudget",
     "RetryPolicy",
     "RoundRobin",

@@ -21,6 +21,7 @@ from services.upstream.client import UpstreamClient
 from services.upstream.config import TunableStore
 from services.upstream.discovery import ConsulDiscovery, Discovery, StaticDiscovery
 from services.upstream.endpoints import EndpointBook
+from services.upstream.endpointslices import EndpointSliceDiscovery
 from services.upstream.limits import BulkheadPolicy, TimeoutPolicy
 from services.upstream.retry import RetryBudget, RetryPolicy
 from services.upstream.transport import AiohttpTransport
@@ -28,6 +29,7 @@ from services.upstream.transport import AiohttpTransport
 
 class DiscoveryKind(StrEnum):
     CONSUL = "consul"  # Consul health API watch, balanced per request in the client (Spring Cloud)
+    ENDPOINT_SLICES = "endpointslices"  # the Kubernetes API's EndpointSlices (spring-cloud-kubernetes)
     SERVICE_URL = "service-url"  # one Service address, balanced per connection by kube-proxy
 
 
@@ -57,7 +59,11 @@ STYLES: dict[Style, StyleSpec] = {
     Style.PLATFORM: StyleSpec(
         DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=False, retry=False, bulkhead=False
     ),
+    # TEMPORARY until the benchmark's emulated API server is wired: hybrid still behind the Service address.
     Style.HYBRID: StyleSpec(
+        DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=True, retry=True, bulkhead=True
+    ),
+    Style.HYBRID_VIP: StyleSpec(
         DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=True, retry=True, bulkhead=True
     ),
 }
@@ -83,6 +89,8 @@ def build_client(
     discovery: Discovery
     if spec.discovery is DiscoveryKind.CONSUL:
         discovery = ConsulDiscovery(upstream, consul_client)
+    elif spec.discovery is DiscoveryKind.ENDPOINT_SLICES:
+        discovery = EndpointSliceDiscovery(upstream, service_url)
     else:
         discovery = StaticDiscovery(service_url)
 
@@ -94,7 +102,7 @@ def build_client(
         current = store.current
         breakers = BreakerMap(upstream, current.breaker_fail_max, current.breaker_reset_s)
         store.subscribe(lambda t: breakers.configure(t.breaker_fail_max, t.breaker_reset_s))
-        if isinstance(discovery, ConsulDiscovery):
+        if isinstance(discovery, ConsulDiscovery | EndpointSliceDiscovery):
             discovery.subscribe(breakers.retain)
 
     policies: list[Policy] = []
@@ -113,6 +121,8 @@ def build_client(
 
     configure_book(store.current)
     store.subscribe(configure_book)
+    if isinstance(discovery, ConsulDiscovery | EndpointSliceDiscovery):
+        discovery.subscribe(book.retain)
     policies.append(BalancePolicy(discovery, breakers, tunables, book))
     if breakers is not None:
         policies.append(BreakerPolicy(breakers, tunables, book))
