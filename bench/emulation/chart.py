@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bench.emulation.cgroups import ResourceLimits
+from bench.emulation.timing import ControlPlaneTiming
 from bench.paths import CHART_DIR
 
 DEFAULT_VALUES = CHART_DIR / "values.yaml"
@@ -116,11 +117,14 @@ class KubeParams:
     drain_s: float | None = None
     #: kube-proxy's --iptables-min-sync-period (token bucket of 2 syncs, as its BoundedFrequencyRunner).
     min_sync_period_s: float = 1.0
-    #: Delay before a crashed container's first restart (kubelet's PLEG notices within ~1 s; no back-off yet).
+    #: Exit noticed (PLEG, see ``timing``) -> the replacement container is started: the first restart has no
+    #: back-off, but the kubelet's pod worker and the runtime's create + start take about a second.
     restart_delay_s: float = 1.0
     #: CrashLoopBackOff for later restarts: 10 s doubling to 5 min, reset after 10 min of running.
     crash_backoff_initial_s: float = 10.0
     crash_backoff_max_s: float = 300.0
+    #: The control plane's delays (PLEG, status patch, EndpointSlice controller, sandbox, ConfigMap sync).
+    timing: ControlPlaneTiming = field(default_factory=ControlPlaneTiming)
     source: str = "Kubernetes defaults"
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: The chart's ``probes`` section, for services the chart does not list.

@@ -2,7 +2,7 @@
 
 In Kubernetes, controllers learn of changes through watches; here every pod, probe or endpoint change
 calls ``notify`` (anyone waiting re-checks its condition) and, when the data plane may need new rules,
-``mark_dirty`` (the endpoints sync runs). Fire-and-forget steps (a container stop, a pod termination) run
+``mark_dirty`` (the EndpointSlice controller syncs). Fire-and-forget steps (a container stop, a pod termination) run
 through ``spawn`` so that a failure is printed instead of lost, and so that ``close`` can cancel them.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 class ControlLoop:
     def __init__(self) -> None:
-        #: Set when the data plane may be out of date; the endpoints sync clears it.
+        #: Set when a pod's API status changed; the EndpointSlice controller clears it.
         self.dirty = asyncio.Event()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()

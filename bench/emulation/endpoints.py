@@ -1,13 +1,18 @@
-"""Endpoints and kube-proxy: which pods back each Service, programmed into the data plane.
+"""kube-proxy: each Service's EndpointSlices -> the data plane, rate-limited like kube-proxy.
 
-A pod is an endpoint while its container runs, it is not terminating and its readiness probe passes.
-Every change is programmed into the data plane (iptables or HAProxy) as a full sync, rate-limited like
-kube-proxy's ``--iptables-min-sync-period`` (token bucket, burst 2). A failed sync is retried a second
-later with the then-current state.
+kube-proxy watches EndpointSlices, not pods: here it reads the API server's ``SliceStore`` (the store the
+emulated API serves to the hybrid style's watch), so both styles see one control plane and hybrid only
+skips this step. New connections go to the *ready* endpoints; when a Service has none, to the endpoints
+that are serving but terminating (kube-proxy's terminating-endpoint fallback, KEP-1669).
 
-Control-plane outage: ``pause`` freezes the data plane at its last rules while kubelet keeps probing and
-restarting locally, as when the API server is unreachable. Not emulated: terminating-endpoint fallback
-and topology hints.
+Every change is programmed as a full sync, rate-limited like ``--iptables-min-sync-period`` (token bucket,
+burst 2, as its BoundedFrequencyRunner); a failed sync is retried a second later with the then-current
+state. The periodic ``--iptables-sync-period`` resync changes nothing here, as every sync is full.
+
+Established connections keep their endpoint after it leaves the Service: with iptables the DNAT decision
+lives in the connection's conntrack entry, which rewriting the chains does not touch (kube-proxy only
+flushes conntrack for UDP); the HAProxy fallback sets a removed server to ``maint``, which keeps its
+established connections and sends it no new ones. Not emulated: topology hints.
 """
 
 from __future__ import annotations
@@ -22,17 +27,24 @@ from bench.emulation.control import ControlLoop
 from bench.emulation.dataplane import DataPlaneKind, make_data_plane
 from bench.emulation.events import EventLog
 from bench.emulation.model import DataPlane, Endpoint, VirtualService
+from bench.emulation.slices import EndpointState, SliceStore
 from bench.emulation.supervisor import Supervisor
 from bench.emulation.workloads import Deployment
 
 
 class KubeProxy:
-    """Keeps the data plane's rules equal to the ready pods of every Deployment's Service."""
+    """Keeps the data plane's rules equal to the routable endpoints of every Deployment's Service's slices."""
 
     def __init__(
-        self, deployments: Mapping[str, Deployment], params: KubeParams, events: EventLog, control: ControlLoop
+        self,
+        deployments: Mapping[str, Deployment],
+        store: SliceStore,
+        params: KubeParams,
+        events: EventLog,
+        control: ControlLoop,
     ) -> None:
         self.deployments = deployments
+        self.store = store
         self.params = params
         self.events = events
         self.control = control
@@ -40,9 +52,8 @@ class KubeProxy:
         #: Last data plane error (None when the last sync worked); the report should show it.
         self.sync_error: str | None = None
         self._programmed: dict[str, frozenset[Endpoint]] = {}
-        self._resumed = asyncio.Event()
-        self._resumed.set()
-        self._paused = False
+        self._dirty = asyncio.Event()
+        store.subscribe(self._dirty.set)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, supervisor: Supervisor, kind: DataPlaneKind, *, selftest_address: str, tag: str) -> None:
@@ -65,35 +76,16 @@ class KubeProxy:
         """What the data plane currently sends new connections to."""
         return sorted(self._programmed.get(name, frozenset()))
 
-    def pause(self) -> None:
-        if not self._paused:
-            self._paused = True
-            self._resumed.clear()
-            self.events.record("endpoints_paused", "*")
-
-    def resume(self) -> None:
-        if self._paused:
-            self._paused = False
-            self._resumed.set()
-            self.events.record("endpoints_resumed", "*")
-            self.control.mark_dirty()
-
     def _desired(self) -> dict[str, tuple[VirtualService, list[Endpoint]]]:
-        return {
-            name: (d.service, [p.endpoint for p in d.pods if p.ready and p.replica is not None])
-            for name, d in self.deployments.items()
-        }
+        return {name: (d.service, routable(self.store.endpoints(name))) for name, d in self.deployments.items()}
 
     async def _sync_loop(self) -> None:
         assert self.plane is not None
-        dirty = self.control.dirty
+        dirty = self._dirty
         min_period = self.params.min_sync_period_s
         tokens, refilled = 2.0, time.monotonic()
         while True:
             await dirty.wait()
-            if self._paused:
-                await self._resumed.wait()
-                continue
             if min_period > 0:
                 now = time.monotonic()
                 tokens, refilled = min(2.0, tokens + (now - refilled) / min_period), now
@@ -124,3 +116,9 @@ class KubeProxy:
             for ep in sorted(before - now_set):
                 self.events.record("endpoint_removed", name, ep.name, ep.hostport)
             self._programmed[name] = now_set
+
+
+def routable(states: list[EndpointState]) -> list[Endpoint]:
+    """Ready endpoints; if none is ready, the serving terminating ones (kube-proxy's fallback)."""
+    chosen = [s for s in states if s.ready] or [s for s in states if s.serving and s.terminating]
+    return [Endpoint(s.address, s.port, s.pod) for s in chosen]

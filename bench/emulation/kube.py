@@ -5,11 +5,16 @@ Service's stable address), and is the one face the harness and tests use. The wo
 components it composes, each named after what it models:
 
 - ``controller``: Deployment / ReplicaSet (pod counts, replacements, rollouts with maxSurge/maxUnavailable);
-- ``kubelet``: containers, restarts with CrashLoopBackOff, startup/readiness/liveness probes, graceful stop;
-- ``endpoints``: Endpoints + kube-proxy (ready pods -> data plane, rate-limited full syncs, outages).
+- ``kubelet`` (+ ``prober``): sandboxes, containers, PLEG exit detection, restarts with CrashLoopBackOff,
+  startup/readiness/liveness probe workers, graceful stop, status patches, mounted ConfigMaps (``configmaps``);
+- ``slicecontroller``: pods' API status -> EndpointSlices in the API server's store (``slices``), with
+  ready/serving/terminating conditions; ``pause`` models a control-plane outage;
+- ``endpoints``: kube-proxy (slices -> data plane, rate-limited full syncs, terminating fallback);
+- ``apiserver``: the slices over the real Kubernetes API (list, watch, bookmarks, 410) on loopback, with a
+  kubeconfig (``kubeconfig_path``) for clients such as the hybrid style's EndpointSlice discovery.
 
-Not emulated: scheduling, DNS (clients get the Service address directly), terminating-endpoint
-fallback, topology hints, and kubelet's probe start jitter.
+The delays between those steps are ``KubeParams.timing`` (``timing``), checked against a real cluster by
+``calibration``. Not emulated: scheduling, DNS (clients get the Service address directly), topology hints.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from bench.emulation.apiserver import ApiServer
 from bench.emulation.cgroups import ResourceLimits
 from bench.emulation.chart import KubeParams
+from bench.emulation.configmaps import ConfigMaps
 from bench.emulation.control import ControlLoop
 from bench.emulation.controller import DeploymentController
 from bench.emulation.dataplane import DataPlaneKind, detect_data_plane
@@ -28,6 +36,8 @@ from bench.emulation.endpoints import KubeProxy
 from bench.emulation.events import EventLog
 from bench.emulation.kubelet import Kubelet
 from bench.emulation.model import Endpoint, VirtualService
+from bench.emulation.slicecontroller import EndpointSliceController
+from bench.emulation.slices import SliceStore
 from bench.emulation.supervisor import Supervisor
 from bench.emulation.workloads import Deployment, Pod
 
@@ -40,6 +50,8 @@ class KubeCluster:
     ``vip_block``: Service addresses are 127.0.<vip_block>.1, .2, ... in order of first use, all on
     ``service_port`` (default: the chart's ``port``). ``data_plane`` forces ``iptables`` or ``haproxy``
     (default: detect, $BENCH_DATA_PLANE overrides). ``apply_limits=False`` runs pods without cgroup limits.
+    ``namespace`` is the one namespace the API server holds; its kubeconfig and ConfigMap volumes live
+    under the supervisor's run directory.
     """
 
     def __init__(
@@ -51,6 +63,7 @@ class KubeCluster:
         vip_block: int = 100,
         service_port: int | None = None,
         apply_limits: bool = True,
+        namespace: str = "default",
     ) -> None:
         params = params if params is not None else KubeParams.from_values()
         self.supervisor = supervisor
@@ -63,8 +76,13 @@ class KubeCluster:
         self._tag = next(_TAGS)
         self._vips: dict[str, VirtualService] = {}
         self._control = ControlLoop()
-        self._kubelet = Kubelet(supervisor, params, self.events, self._control)
-        self._proxy = KubeProxy(self.deployments, params, self.events, self._control)
+        self.store = SliceStore(namespace)
+        self._api = ApiServer(self.store)
+        self.kubeconfig_path = supervisor.run_dir / f"kubeconfig-{vip_block}.yaml"
+        self._volumes = ConfigMaps(supervisor.run_dir / f"configmaps-{vip_block}", params.timing, self._control)
+        self._kubelet = Kubelet(supervisor, params, self.events, self._control, self._volumes)
+        self._slices = EndpointSliceController(self.deployments, self.store, params, self.events, self._control)
+        self._proxy = KubeProxy(self.deployments, self.store, params, self.events, self._control)
         self._controller = DeploymentController(self._kubelet, self.events, self._control, self._describe_state)
         self._params = params
         self._closed = False
@@ -76,7 +94,17 @@ class KubeCluster:
     @params.setter
     def params(self, params: KubeParams) -> None:
         """New parameters (before ``start``) reach every component."""
-        self._params = self._kubelet.params = self._proxy.params = params
+        self._params = self._kubelet.params = self._proxy.params = self._slices.params = params
+        self._volumes.timing = params.timing
+
+    @property
+    def namespace(self) -> str:
+        return self.store.namespace
+
+    @property
+    def api_url(self) -> str:
+        """The emulated API server (after ``start``); ``KUBECONFIG=kubeconfig_path`` points clients at it."""
+        return self._api.url
 
     @property
     def sync_error(self) -> str | None:
@@ -88,6 +116,9 @@ class KubeCluster:
         await self._proxy.start(
             self.supervisor, self.data_plane_kind, selftest_address=f"127.0.{self.vip_block}.254", tag=self._tag
         )
+        await self._api.start()
+        self._api.write_kubeconfig(self.kubeconfig_path)
+        self._slices.start()
         self._kubelet.open()
         return self
 
@@ -96,7 +127,7 @@ class KubeCluster:
         if self._closed:
             return
         self._closed = self._kubelet.closing = True
-        tasks = [t for t in (self._proxy.task, *self._control.background()) if t is not None]
+        tasks = [t for t in (self._proxy.task, self._slices.task, *self._control.background()) if t is not None]
         tasks += [p.task for d in self.deployments.values() for p in d.pods if p.task is not None]
         for task in tasks:
             task.cancel()
@@ -108,6 +139,7 @@ class KubeCluster:
                     self.supervisor.forget(pod.replica)
         await self._proxy.close()
         await self._kubelet.close()
+        await self._api.close()
 
     async def __aenter__(self) -> KubeCluster:
         return await self.start()
@@ -126,6 +158,7 @@ class KubeCluster:
             "params_source": self.params.source,
             "params_notes": list(self.params.notes),
             "min_sync_period_s": self.params.min_sync_period_s,
+            "api_server": self._api.url,
             "sync_error": self.sync_error,
             "services": {name: d.service.url for name, d in self.deployments.items()},
         }
@@ -204,7 +237,7 @@ class KubeCluster:
 
     # ------------------------------------------------------------------ faults and operations
     def crash(self, pod: Pod) -> None:
-        """SIGKILL the container: the pod leaves the endpoints at once and restarts after the delay."""
+        """SIGKILL the container: out of its slice once the kubelet notices (PLEG), restarted after the delay."""
         if pod.replica is not None:
             self.supervisor.kill(pod.replica)
 
@@ -218,11 +251,28 @@ class KubeCluster:
             self.supervisor.resume(pod.replica)
 
     def pause_endpoint_updates(self) -> None:
-        """Control plane down: the data plane keeps its last rules until ``resume_endpoint_updates``."""
-        self._proxy.pause()
+        """Control plane down: slices, the data plane and watchers keep their last state until resumed."""
+        self._slices.pause()
 
     def resume_endpoint_updates(self) -> None:
-        self._proxy.resume()
+        self._slices.resume()
+
+    # ------------------------------------------------------------------ mounted ConfigMaps
+    def create_config(self, service: str, text: str, filename: str | None = None) -> None:
+        """The Service's ConfigMap, mounted into each of its pods created from now on (env CONFIG_FILE)."""
+        self._volumes.create(service, text, filename)
+
+    def config_path(self, pod: Pod) -> Path:
+        """Where ``pod``'s copy of its Service's ConfigMap is mounted."""
+        return self._volumes.path(pod)
+
+    def update_config(self, service: str, text: str) -> None:
+        """Change the ConfigMap; every pod's file follows after the kubelet's sync delay (``timing``)."""
+        self._volumes.update(service, text, self.deployments[service].pods if service in self.deployments else [])
+
+    def config_synced(self, service: str) -> bool:
+        """True when every pod of ``service`` has the ConfigMap's current version in its file."""
+        return self._volumes.synced(service, self.deployments[service].pods if service in self.deployments else [])
 
     async def delete_pod(self, pod: Pod, *, replace: bool = True, wait: bool = True) -> None:
         """``kubectl delete pod``: graceful termination; the ReplicaSet creates a replacement at once."""

@@ -1,13 +1,18 @@
-"""kubelet: runs each pod's container, probes it, restarts it with back-off, and stops it gracefully.
+"""kubelet: runs each pod's container, probes it, restarts it with back-off, stops it gracefully, reports status.
 
-- A container that exits restarts in place (same "pod IP") after ``restart_delay_s``, then with
-  CrashLoopBackOff (doubling up to ``crash_backoff_max_s``, reset after ten minutes of running).
-- Startup, readiness and liveness HTTP probes with kubelet's thresholds (the probe itself, its ticker and
-  the threshold rule are in ``probes``). Readiness sets ``Pod.readiness_ok``; a failed startup or liveness
-  probe stops the container, which then restarts.
+- A new pod gets its sandbox (and so its IP, which is patched into its status) after ``sandbox_start_s``,
+  its container ``container_create_s`` later.
+- A container that exits is noticed at the next PLEG relist (uniform 0..``pleg_relist_s``), then restarts
+  in place (same "pod IP") after ``restart_delay_s``, then with CrashLoopBackOff (doubling up to
+  ``crash_backoff_max_s``, reset after ten minutes of running). An exit the kubelet caused itself (liveness,
+  startup, deletion) needs no relist.
+- Startup, readiness and liveness probes run in per-pod workers (``prober``). Readiness sets
+  ``Pod.readiness_ok``; a failed startup or liveness probe stops the container, which then restarts.
+- Every change of what the API shows (IP, Ready condition, deletion) reaches ``Pod.address`` /
+  ``Pod.status_ready`` / removal one ``status_patch_s`` later, like the status manager's patch; the
+  EndpointSlice controller only reads those.
 - Stopping a container runs preStop (a sleep), SIGTERM, and SIGKILL after terminationGracePeriodSeconds.
-
-Not emulated: kubelet's probe start jitter and its ~1 s PLEG relist (an exit is seen at once).
+- Mounted ConfigMaps (``configmaps``) are written into the pod's volume before its first container starts.
 """
 
 from __future__ import annotations
@@ -15,33 +20,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
 
 import aiohttp
 
-from bench.emulation.chart import KubeParams, ProbeSpec
+from bench.emulation.chart import KubeParams
+from bench.emulation.configmaps import ConfigMaps
 from bench.emulation.control import ControlLoop
 from bench.emulation.events import EventLog
-from bench.emulation.probes import ProbeCounter, probe_session, probe_ticks, startup_passes
+from bench.emulation.prober import probe_worker
+from bench.emulation.probes import probe_session
 from bench.emulation.processes import Replica
 from bench.emulation.supervisor import Supervisor
 from bench.emulation.workloads import Pod
+from services.kit.net import free_port
 
 _BACKOFF_RESET_S = 600.0
 
 
 class Kubelet:
-    def __init__(self, supervisor: Supervisor, params: KubeParams, events: EventLog, control: ControlLoop) -> None:
+    def __init__(
+        self, supervisor: Supervisor, params: KubeParams, events: EventLog, control: ControlLoop, volumes: ConfigMaps
+    ) -> None:
         self.supervisor = supervisor
         self.params = params
         self.events = events
         self.control = control
+        self.volumes = volumes
         #: Set when the cluster closes: pods then stay listed so that ``close`` can kill their containers.
         self.closing = False
         self._session: aiohttp.ClientSession | None = None
+        self._opened_at = time.monotonic()
+        self._patching: set[str] = set()
 
     def open(self) -> None:
         self._session = probe_session()
+        self._opened_at = time.monotonic()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -51,38 +64,67 @@ class Kubelet:
         """Start running ``pod`` (its container, probes and restarts) until it is terminated."""
         pod.task = asyncio.create_task(self._run_pod(pod), name=f"pod {pod.name}")
 
+    # ------------------------------------------------------------------ status
+    def _patch_status(self, pod: Pod) -> None:
+        """Publish the kubelet's view of ``pod`` to the API one status patch from now (coalesced)."""
+        delay = self.params.timing.status_patch_s
+        if delay <= 0:
+            self._publish(pod)
+        elif pod.name not in self._patching:
+            self._patching.add(pod.name)
+            asyncio.get_running_loop().call_later(delay, self._publish, pod)
+
+    def _publish(self, pod: Pod) -> None:
+        self._patching.discard(pod.name)
+        pod.status_ready = pod.container_running and pod.started and pod.readiness_ok
+        self.control.mark_dirty()
+
     # ------------------------------------------------------------------ containers
+    async def _sleep_unless_terminated(self, pod: Pod, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pod.terminate_requested.wait(), timeout=delay)
+
     async def _run_pod(self, pod: Pod) -> None:
         deployment = pod.deployment
+        timing = self.params.timing
+        workers: list[asyncio.Task[None]] = []
         try:
+            await self._sleep_unless_terminated(pod, timing.sandbox_start_s)
+            pod.address = self.supervisor.address_of(deployment.name, pod.index)
+            pod.port = self.supervisor.port if self.supervisor.port is not None else free_port(pod.address)
+            self._patch_status(pod)
+            workers = self._start_probes(pod)
+            mounts = self.volumes.mount(pod)
+            await self._sleep_unless_terminated(pod, timing.container_create_s)
             while not pod.terminating:
                 try:
                     pod.replica = self.supervisor.start_replica(
                         deployment.name,
                         pod.index,
-                        {"INSTANCE_ID": pod.name, **pod.env},
+                        {"INSTANCE_ID": pod.name, **pod.env, **mounts},
                         argv=deployment.argv,
                         limits=deployment.limits,
+                        address=pod.address,
+                        port=pod.port,
                     )
                 except (OSError, RuntimeError) as exc:
                     if self.supervisor.closed:
                         break
                     self.events.record("container_exited", deployment.name, pod.name, f"start failed: {exc}")
                 else:
-                    pod.container_started_at = time.monotonic()
-                    self.events.record("container_started", deployment.name, pod.name, f"pid {pod.replica.pid}")
-                    self.control.notify()
                     code = await self._watch_container(pod, pod.replica)
                     self.events.record("container_exited", deployment.name, pod.name, f"exit {code}")
-                self.control.mark_dirty()
+                self._patch_status(pod)
                 if pod.terminating:
                     break
                 delay = self._restart_delay(pod)
                 pod.restarts += 1
                 self.events.record("restart_scheduled", deployment.name, pod.name, f"in {delay:g}s")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(pod.terminate_requested.wait(), timeout=delay)
+                await self._sleep_unless_terminated(pod, delay)
+            await asyncio.sleep(timing.status_patch_s)  # the kubelet's final status lets the API delete the pod
         finally:
+            for worker in workers:
+                worker.cancel()
             pod.deleted = True
             if pod.replica is not None and not pod.replica.running:
                 self.supervisor.forget(pod.replica)
@@ -93,14 +135,19 @@ class Kubelet:
 
     async def _watch_container(self, pod: Pod, replica: Replica) -> int:
         pod.started = pod.deployment.spec.startup is None
-        pod.readiness_ok = False
-        probes = asyncio.create_task(self._probe_container(pod, replica), name=f"probes {pod.name}")
+        pod.readiness_ok = pod.stopping = False
+        pod.container_id += 1
+        pod.container_started_at = time.monotonic()
+        pod.container_running = True
+        self.events.record("container_started", pod.deployment.name, pod.name, f"pid {replica.pid}")
+        self.control.notify()
         try:
-            return await self.supervisor.wait_exit(replica)
+            code = await self.supervisor.wait_exit(replica)
+            if not pod.stopping:  # an exit the kubelet did not cause: seen at the next PLEG relist
+                await asyncio.sleep(self.params.timing.exit_detection_s())
+            return code
         finally:
-            probes.cancel()
-            await asyncio.gather(probes, return_exceptions=True)
-            pod.started = pod.readiness_ok = False
+            pod.container_running = pod.started = pod.readiness_ok = False
 
     def _restart_delay(self, pod: Pod) -> float:
         if time.monotonic() - pod.container_started_at >= _BACKOFF_RESET_S:
@@ -113,7 +160,7 @@ class Kubelet:
         return delay
 
     async def terminate(self, pod: Pod) -> None:
-        """Pod deletion: out of the endpoints at once, then preStop, SIGTERM, SIGKILL after the grace."""
+        """Pod deletion: terminating at once (the API sets it), then preStop, SIGTERM, SIGKILL after the grace."""
         if not pod.terminating:
             pod.terminating = True
             pod.terminate_requested.set()
@@ -125,6 +172,7 @@ class Kubelet:
             await asyncio.gather(pod.task, return_exceptions=True)
 
     async def _stop_container(self, pod: Pod, replica: Replica, reason: str) -> None:
+        pod.stopping = True
         grace = self.params.termination_grace_s
         prestop = min(self.params.prestop_sleep_s, grace)
         self.events.record("container_killing", pod.deployment.name, pod.name, reason)
@@ -137,36 +185,27 @@ class Kubelet:
         await self.supervisor.stop(replica, grace_s=remaining)
 
     # ------------------------------------------------------------------ probes
-    async def _probe_container(self, pod: Pod, replica: Replica) -> None:
+    def _start_probes(self, pod: Pod) -> list[asyncio.Task[None]]:
         assert self._session is not None
         spec = pod.deployment.spec
-        if spec.startup is not None:
-            if not await startup_passes(self._session, replica.url + spec.startup.path, spec.startup):
-                self.events.record("startup_failed", spec.name, pod.name)
-                self.control.spawn(self._stop_container(pod, replica, "startup probe failed"))
-                return
+        tasks = []
+        for probe in (spec.startup, spec.readiness, spec.liveness):
+            if probe is None:
+                continue
+            jitter = self.params.timing.probe_start_jitter and time.monotonic() - self._opened_at < probe.period_s
+            worker = probe_worker(pod, probe, self._session, self._on_probe, jitter=jitter)
+            tasks.append(asyncio.create_task(worker, name=f"{probe.kind} {pod.name}"))
+        return tasks
+
+    def _on_probe(self, pod: Pod, kind: str, ok: bool, detail: str) -> None:
+        name, replica = pod.deployment.name, pod.replica
+        if kind == "readiness":
+            pod.readiness_ok = ok
+            self.events.record("ready" if ok else "unready", name, pod.name, detail)
+            self._patch_status(pod)
+        elif kind == "startup" and ok:
             pod.started = True
-            self.control.mark_dirty()
-        loops: list[Awaitable[None]] = [self._readiness(pod, replica, spec.readiness)]
-        if spec.liveness is not None:
-            loops.append(self._liveness(pod, replica, spec.liveness))
-        await asyncio.gather(*loops)
-
-    async def _readiness(self, pod: Pod, replica: Replica, probe: ProbeSpec) -> None:
-        assert self._session is not None
-        counter = ProbeCounter(probe.success_threshold, probe.failure_threshold, initial=False)
-        async for result in probe_ticks(self._session, replica.url + probe.path, probe):
-            if counter.observe(result.ok):
-                pod.readiness_ok = counter.state
-                kind = "ready" if counter.state else "unready"
-                self.events.record(kind, pod.deployment.name, pod.name, result.detail)
-                self.control.mark_dirty()
-
-    async def _liveness(self, pod: Pod, replica: Replica, probe: ProbeSpec) -> None:
-        assert self._session is not None
-        counter = ProbeCounter(1, probe.failure_threshold, initial=True)
-        async for result in probe_ticks(self._session, replica.url + probe.path, probe):
-            if counter.observe(result.ok) and not counter.state:
-                self.events.record("liveness_failed", pod.deployment.name, pod.name, result.detail)
-                self.control.spawn(self._stop_container(pod, replica, "liveness probe failed"))
-                return
+            self._patch_status(pod)
+        elif replica is not None and not pod.stopping:
+            self.events.record("startup_failed" if kind == "startup" else "liveness_failed", name, pod.name, detail)
+            self.control.spawn(self._stop_container(pod, replica, f"{kind} probe failed"))

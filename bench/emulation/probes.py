@@ -1,4 +1,4 @@
-"""kubelet's HTTP probe, its ticker and its threshold rule, kept apart from the kubelet so each is testable alone.
+"""kubelet's HTTP probe, its ticker and its threshold rule, kept apart from the prober so each is testable alone.
 
 Like kubelet, every probe opens a fresh connection (no keep-alive), so a replica that accepts connections
 in the kernel but never answers (SIGSTOP) fails by timeout, and any status 200..399 is a success.
@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-
-from bench.emulation.chart import ProbeSpec
 
 
 @dataclass(frozen=True)
@@ -34,30 +32,18 @@ async def http_probe(session: aiohttp.ClientSession, url: str, timeout_s: float)
         return ProbeResult(False, f"{type(exc).__name__}: {exc}"[:200])
 
 
-async def probe_ticks(session: aiohttp.ClientSession, url: str, probe: ProbeSpec) -> AsyncIterator[ProbeResult]:
-    """Probe results every ``period_s`` (kubelet's ticker: a slow probe skips ticks, never queues them)."""
-    await asyncio.sleep(probe.initial_delay_s)
+async def ticks(period_s: float) -> AsyncIterator[None]:
+    """kubelet's probe ticker: a tick every ``period_s``, the first at once; a slow probe skips ticks, never
+    queues them."""
     loop = asyncio.get_running_loop()
     next_at = loop.time()
     while True:
-        yield await http_probe(session, url, probe.timeout_s)
-        next_at += probe.period_s
+        yield
+        next_at += period_s
         now = loop.time()
         if next_at < now:
-            next_at += math.ceil((now - next_at) / probe.period_s) * probe.period_s
+            next_at += math.ceil((now - next_at) / period_s) * period_s
         await asyncio.sleep(next_at - now)
-
-
-async def startup_passes(session: aiohttp.ClientSession, url: str, probe: ProbeSpec) -> bool:
-    """The startup probe: True at the first success, False after ``failure_threshold`` failures."""
-    failures = 0
-    async for result in probe_ticks(session, url, probe):
-        if result.ok:
-            return True
-        failures += 1
-        if failures >= probe.failure_threshold:
-            return False
-    return False
 
 
 def probe_session() -> aiohttp.ClientSession:

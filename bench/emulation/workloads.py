@@ -19,7 +19,12 @@ from bench.emulation.processes import Replica
 
 @dataclass(eq=False)
 class Pod:
-    """One pod: a replica slot whose container may restart; ``ready`` is what Endpoints sees."""
+    """One pod: a replica slot whose container may restart.
+
+    ``ready`` is the truth on the node (container running, probes passing); ``status_ready`` and ``address``
+    are what the kubelet has patched into the pod's status at the API server, which is all the
+    EndpointSlice controller sees, a status-patch later and, for an exit, a PLEG relist later.
+    """
 
     deployment: Deployment
     index: int
@@ -31,6 +36,17 @@ class Pod:
     terminating: bool = False
     deleted: bool = False
     restarts: int = 0
+    #: The pod IP and port in the API (set when the sandbox is up); None before.
+    address: str | None = None
+    port: int | None = None
+    #: The Ready condition as the API server has it.
+    status_ready: bool = False
+    #: The kubelet's view of its container: running until the PLEG relist notices an exit.
+    container_running: bool = False
+    #: Changes with every container start (the kubelet's container ID), so probe workers reset.
+    container_id: int = 0
+    #: The kubelet itself is stopping the container (it then knows of the exit without waiting for PLEG).
+    stopping: bool = False
     backoff_s: float = 0.0
     container_started_at: float = 0.0
     terminate_requested: asyncio.Event = field(default_factory=asyncio.Event)

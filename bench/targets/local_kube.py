@@ -1,14 +1,16 @@
 """The platform and hybrid styles on loopback: the Helm chart's picture through the Kubernetes emulation.
 
-Services are iptables DNAT (or HAProxy), readiness and liveness probes decide the endpoints, a ReplicaSet
-restarts crashed pods, and the tunables are a mounted file replaced at once (the ConfigMap volume). The
-platform style trusts all of that; the hybrid one adds its in-code policies on top.
+Services are iptables DNAT (or HAProxy), probes and the kubelet decide each pod's conditions, the
+EndpointSlice controller publishes them through the emulated API server, a ReplicaSet restarts crashed pods,
+and the tunables are a mounted ConfigMap the kubelet refreshes after its sync delay. The platform style trusts
+all of that; hybrid watches the EndpointSlices itself (KUBECONFIG points at the emulated API server) and calls
+pods directly with its in-code policies; hybrid-vip puts the same policies over the Service address.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +19,48 @@ import yaml
 from bench.emulation import KubeCluster, Pod, Replica, Supervisor
 from bench.emulation.chart import DEFAULT_VALUES
 from bench.emulation.dataplane import DataPlaneKind
+from bench.emulation.timing import TUNED_SYNC_FREQUENCY_S
 from bench.targets.base import ServiceHop, Target, TargetDescription
+from bench.targets.consul import clients_converged
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.steady import ensure_steady
 from services import SERVICES
+from services.kit.settings import Style
+from services.upstream import STYLES, DiscoveryKind
 
 
 def chart_tunables(style: str) -> dict[str, Any]:
-    """The ConfigMap the chart would mount: values.yaml's tunables, overlaid by values-hybrid.yaml for hybrid."""
+    """The ConfigMap the chart would mount: values.yaml's tunables, overlaid by values-<style>.yaml if any."""
     tunables = dict(yaml.safe_load(DEFAULT_VALUES.read_text()).get("tunables") or {})
-    if style == "hybrid":
-        overlay = yaml.safe_load((DEFAULT_VALUES.parent / "values-hybrid.yaml").read_text()) or {}
+    overlay_file = DEFAULT_VALUES.parent / f"values-{style}.yaml"
+    if overlay_file.exists():
+        overlay = yaml.safe_load(overlay_file.read_text()) or {}
         tunables.update(overlay.get("tunables") or {})
     return tunables
 
 
-class MountedConfig:
-    """The tunables as a mounted ConfigMap: one YAML file per service, swapped atomically."""
-
-    def __init__(self, directory: Path, base: Mapping[str, Any]) -> None:
-        self.directory = directory
-        self.base = dict(base)
-
-    def path(self, service: str) -> Path:
-        return self.directory / f"{service}.yaml"
-
-    def write(self, service: str, tunables: Mapping[str, Any]) -> None:
-        """Atomic replace, as the kubelet swaps a ConfigMap volume's symlink."""
-        path = self.path(service)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(dict(tunables)))
-        os.replace(tmp, path)
+def watches_slices(style: str) -> bool:
+    """The styles whose clients list pods through the API server instead of calling the Service address."""
+    return STYLES[Style(style)].discovery is DiscoveryKind.ENDPOINT_SLICES
 
 
 class EmulatedPlane:
-    """The emulation's endpoint controller and mounted config as a `ControlPlane`."""
+    """The emulation's control plane as a `ControlPlane`: what routes where, and the ConfigMaps."""
 
-    def __init__(self, kube: KubeCluster, config: MountedConfig) -> None:
+    def __init__(
+        self, kube: KubeCluster, style: str, base: Mapping[str, Any], replica_counts: Mapping[str, int]
+    ) -> None:
         self.kube = kube
-        self.config = config
+        self.base = dict(base)
+        self.slices = watches_slices(style)
+        self.replica_counts = replica_counts
 
     async def routable(self, service: str) -> set[str]:
+        """hybrid routes by the EndpointSlices it watches; platform by what kube-proxy has programmed."""
+        if self.slices:
+            states = self.kube.store.endpoints(service)
+            ready = {s.pod for s in states if s.ready}
+            return ready or {s.pod for s in states if s.serving}
         return {endpoint.name for endpoint in self.kube.endpoints(service)}
 
     async def pause(self) -> None:
@@ -67,14 +70,15 @@ class EmulatedPlane:
         self.kube.resume_endpoint_updates()
 
     async def put_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
-        self.config.write(service, {**self.config.base, **tunables})
+        self.kube.update_config(service, yaml.safe_dump({**self.base, **tunables}))
 
     async def reset_tunables(self) -> None:
         for service in SERVICES:
-            self.config.write(service, self.config.base)
+            self.kube.update_config(service, yaml.safe_dump(self.base))
 
     def caught_up(self, metrics: str) -> bool:
-        return True  # callers reach a Service address; there is no client-side cache to catch up
+        """hybrid's clients have a discovery cache that must hold every pod; Service-address callers have none."""
+        return clients_converged(metrics, self.replica_counts) if self.slices else True
 
 
 class LocalKube(Target):
@@ -91,25 +95,29 @@ class LocalKube(Target):
         vip_block: int = 100,
     ) -> None:
         super().__init__(style, supervisor, facts.admin_token, facts.replicas)
+        # The kubelet's ConfigMap sync as on the reference cluster (syncFrequency 10 s; the upstream default is
+        # 60 s): the benchmark compares tuned set-ups, and the calibration table says which figure is which.
+        params = replace(facts.params, timing=replace(facts.params.timing, sync_frequency_s=TUNED_SYNC_FREQUENCY_S))
         self.kube = KubeCluster(
-            supervisor, facts.params, data_plane=data_plane, vip_block=vip_block, apply_limits=apply_limits
+            supervisor, params, data_plane=data_plane, vip_block=vip_block, apply_limits=apply_limits
         )
-        self.config = MountedConfig(config_dir, chart_tunables(style))
-        self.control = EmulatedPlane(self.kube, self.config)
+        self.plane = EmulatedPlane(self.kube, style, chart_tunables(style), facts.replicas)
+        self.control = self.plane
         self._hung: list[Pod] = []
 
     async def start(self) -> None:
         await self.kube.start()
-        self.config.directory.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
-            self.config.write(service, self.config.base)
+            self.kube.create_config(service, yaml.safe_dump(self.plane.base))
         for service in SERVICES:
-            env = {
-                "STYLE": self.style,
-                "ADMIN_TOKEN": self.admin_token,
-                "CONFIG_FILE": str(self.config.path(service)),
-                "WARMUP_S": "0.2",
-            }
+            env = {"STYLE": self.style, "ADMIN_TOKEN": self.admin_token, "WARMUP_S": "0.2"}
+            if self.plane.slices:
+                # Discovery by Service name through the API server; the pods' own port comes from the slice.
+                env["KUBECONFIG"] = str(self.kube.kubeconfig_path)
+                for other in SERVICES:
+                    if other != service:
+                        port = self.kube.service_port
+                        env[f"{other.upper()}_URL"] = f"http://{other}.{self.kube.namespace}:{port}"
             await self.kube.deploy(service, replicas=self.replica_counts[service], env=env)
         for service in SERVICES:
             await self.kube.wait_endpoints(service, timeout_s=60)
@@ -132,6 +140,13 @@ class LocalKube(Target):
     def describe(self) -> TargetDescription:
         facts = self.kube.describe()
         return TargetDescription(data_plane=str(facts["data_plane"]), emulation_params=str(facts["params_source"]))
+
+    async def recent_events(self, limit: int = 20) -> list[str]:
+        """The emulation's own event log (pods created, probes failed, endpoints removed ...), latest last."""
+        return [
+            f"{event.kind} {event.service} {event.pod} {event.detail}".strip()
+            for event in list(self.kube.events)[-limit:]
+        ]
 
     def service_hop(self) -> ServiceHop:
         return ServiceHop(url=self.kube.service_url("inventory"), data_plane=self.kube.data_plane_kind)

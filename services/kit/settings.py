@@ -48,9 +48,6 @@ def _service_url(value: str) -> str:
 ServiceUrl = Annotated[str, AfterValidator(_service_url)]
 
 
-_ENFORCE_KUBE_CONFIG = False  # TEMPORARY: on once the benchmark hands hybrid replicas a KUBECONFIG
-
-
 def _kube_config_present() -> bool:
     """What lightkube's KubeConfig.from_env() looks at: in-cluster service account, $KUBECONFIG, ~/.kube/config."""
     in_cluster = os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(
@@ -137,7 +134,7 @@ class Settings(Tunables):
     @model_validator(mode="after")
     def _kubernetes_reachable(self) -> Self:
         """hybrid lists pods through the Kubernetes API: without any way to reach it, refuse to start."""
-        if self.style is Style.HYBRID and _ENFORCE_KUBE_CONFIG and not _kube_config_present():
+        if self.style is Style.HYBRID and not _kube_config_present():
             raise ValueError(
                 "style hybrid discovers pods through the Kubernetes API: run it in a pod (service account), "
                 "or set KUBECONFIG (the benchmark's emulation provides one)"

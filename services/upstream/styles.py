@@ -59,9 +59,8 @@ STYLES: dict[Style, StyleSpec] = {
     Style.PLATFORM: StyleSpec(
         DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=False, retry=False, bulkhead=False
     ),
-    # TEMPORARY until the benchmark's emulated API server is wired: hybrid still behind the Service address.
     Style.HYBRID: StyleSpec(
-        DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=True, retry=True, bulkhead=True
+        DiscoveryKind.ENDPOINT_SLICES, ConfigSource.FILE, registers=False, breaker=True, retry=True, bulkhead=True
     ),
     Style.HYBRID_VIP: StyleSpec(
         DiscoveryKind.SERVICE_URL, ConfigSource.FILE, registers=False, breaker=True, retry=True, bulkhead=True

@@ -1,78 +1,94 @@
-"""hybrid style: the platform's Service URL for discovery, cloud's breaker, retry and budget on top."""
+"""hybrid on the Kubernetes emulation: pods from the API server's EndpointSlices, per-pod policies.
+
+Real replicas behind the emulated control plane (kubelet, probes, EndpointSlice controller, API server,
+kube-proxy on iptables); the hybrid gateway and orders watch the slices through the emulated API server
+with lightkube, exactly as in a cluster, and call inventory pods directly.
+"""
 
 from __future__ import annotations
 
-import time
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
+import pytest
+import pytest_asyncio
 
-from tests.support.stack import running_stack, wait_for
+from bench.emulation import KubeCluster, Supervisor
+from services.kit.net import free_port
+from tests.integration.bench.emulation.support import IPTABLES_OK, IPTABLES_WHY, PARAMS
 
-ROUTE = "/products/{product_id}"
-
-
-def test_hybrid_retries_then_opens_the_breaker_then_recovers() -> None:
-    with running_stack() as stack, httpx.Client(timeout=10) as client:
-        inventory = stack.start("inventory", "127.0.21.1", {"STYLE": "platform"})
-        gateway = stack.start(
-            "gateway",
-            "127.0.21.2",
-            {
-                "STYLE": "hybrid",
-                "INVENTORY_URL": inventory.url,
-                "ORDERS_URL": "http://127.0.21.3:9",
-                "BREAKER_FAIL_MAX": "4",
-                "BREAKER_RESET_S": "1",
-                "RETRY_ATTEMPTS": "2",
-            },
-        )
-        assert client.get(gateway.url + "/api/products/p-001").status_code == 200
-        inventory.admin("PUT", {"error_rate": 1.0})
-        served = inventory.metric("http_requests_total", route=ROUTE)
-
-        # Two calls of two attempts each: four failures reach inventory, which trips fail_max=4.
-        for _ in range(2):
-            response = client.get(gateway.url + "/api/products/p-001")
-            assert response.status_code == 502 and response.json()["cause"] == "upstream_error"
-        assert inventory.metric("http_requests_total", route=ROUTE) == served + 4
-        assert gateway.metric("retries_total", upstream="inventory") == 2
-        assert gateway.metric("breaker_state", upstream="inventory") == 2
-
-        # Open: the call fails fast without reaching inventory.
-        start = time.perf_counter()
-        response = client.get(gateway.url + "/api/products/p-001")
-        assert response.status_code == 503 and response.json()["cause"] == "breaker_open"
-        assert time.perf_counter() - start < 0.5
-        assert inventory.metric("http_requests_total", route=ROUTE) == served + 4
-
-        # Fault cleared: after reset_timeout a half-open trial succeeds and closes the breaker.
-        inventory.admin("DELETE")
-        wait_for(
-            lambda: client.get(gateway.url + "/api/products/p-001").status_code == 200,
-            timeout=5,
-            interval=0.2,
-            what="breaker to close again",
-        )
-        assert gateway.metric("breaker_state", upstream="inventory") == 0
+NET, VIPS = 26, 126
+TOKEN = "hybrid-test-admin-token"
+ENV = {"ADMIN_TOKEN": TOKEN, "WARMUP_S": "0.2", "OTEL_SDK_DISABLED": "true", "LOG_LEVEL": "WARNING"}
+HYBRID = {"STYLE": "hybrid", "BALANCER": "p2c-ewma", "TIMEOUT_S": "0.5", "DEADLINE_S": "3"}
 
 
-def test_hybrid_does_not_retry_a_write_without_idempotency_but_retries_keyed_orders() -> None:
-    with running_stack() as stack, httpx.Client(timeout=10) as client:
-        inventory = stack.start("inventory", "127.0.21.4", {"STYLE": "platform"})
-        orders = stack.start(
-            "orders",
-            "127.0.21.5",
-            {"STYLE": "hybrid", "INVENTORY_URL": inventory.url, "RETRY_ATTEMPTS": "3", "BREAKER_FAIL_MAX": "50"},
-        )
-        inventory.admin("PUT", {"error_rate": 1.0})
-        before = inventory.metric("http_requests_total", route="/reservations")
-        response = client.post(
-            orders.url + "/orders",
-            json={"product_id": "p-001", "quantity": 1},
-            headers={"Idempotency-Key": "hyb-retry-0001"},
-        )
-        assert response.status_code == 502
-        assert response.json()["upstream"] == "inventory"
-        # The reservation carries the key, so it is safe to retry: all three attempts were sent.
-        assert inventory.metric("http_requests_total", route="/reservations") == before + 3
-        inventory.admin("DELETE")
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KubeCluster]:
+    if not IPTABLES_OK:
+        pytest.skip(f"iptables unusable: {IPTABLES_WHY}")
+    sup = Supervisor(tmp_path_factory.mktemp("hybrid"), block=NET)
+    port = free_port(f"127.0.{VIPS}.1")
+    params = replace(PARAMS, timing=replace(PARAMS.timing))
+    kube = KubeCluster(sup, params, data_plane="iptables", vip_block=VIPS, service_port=port, apply_limits=False)
+    try:
+        async with kube:
+            urls = {f"{s.upper()}_URL": f"http://{s}.{kube.namespace}:{port}" for s in ("inventory", "orders")}
+            hybrid = {**ENV, **HYBRID, **urls, "KUBECONFIG": str(kube.kubeconfig_path)}
+            await kube.deploy("inventory", replicas=3, env={**ENV, "STYLE": "platform"})
+            await kube.deploy("orders", replicas=1, env=hybrid)
+            await kube.deploy("gateway", replicas=1, env=hybrid)
+            for service, count in (("inventory", 3), ("orders", 1), ("gateway", 1)):
+                await kube.wait_endpoints(service, count, timeout_s=60)
+            yield kube
+    finally:
+        sup.close()
+
+
+def _pod_url(kube: KubeCluster, service: str) -> str:
+    replica = kube.pods(service)[0].replica
+    assert replica is not None
+    return f"http://{replica.address}:{replica.port}"
+
+
+async def _discovered(client: httpx.AsyncClient, url: str, upstream: str) -> float:
+    text = (await client.get(url + "/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("discovery_instances{") and f'upstream="{upstream}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return -1.0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_hybrid_sees_every_pod_through_the_api_server(shop: KubeCluster) -> None:
+    gateway = _pod_url(shop, "gateway")
+    async with httpx.AsyncClient(timeout=5) as client:
+        for _ in range(200):
+            if await _discovered(client, gateway, "inventory") == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert await _discovered(client, gateway, "inventory") == 3
+        answered = {(await client.get(gateway + "/api/products/p-001")).status_code for _ in range(30)}
+        assert answered == {200}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_one_hung_pod_costs_no_order(shop: KubeCluster) -> None:
+    gateway = _pod_url(shop, "gateway")
+    hung = shop.pods("inventory")[0]
+    shop.hang(hung)
+    try:
+        statuses = []
+        async with httpx.AsyncClient(timeout=10) as client:
+            for n in range(200):
+                response = await client.post(
+                    gateway + "/api/orders",
+                    json={"product_id": "p-001", "quantity": 1},
+                    headers={"Idempotency-Key": f"hybrid-hung-{n:04d}"},
+                )
+                statuses.append(response.status_code)
+        assert statuses == [201] * 200, {s: statuses.count(s) for s in set(statuses)}
+    finally:
+        shop.unhang(hung)

@@ -1,7 +1,9 @@
 """What the emulation tests share: the test parameters, markers and helpers that drive a cluster.
 
 Replicas are the real inventory service (STYLE=platform) on 127.0.7.x; Service addresses are 127.0.107.x
-on free ports; probe periods are shortened (0.5 s) so Kubernetes semantics play out in seconds.
+on free ports; probe periods are shortened (0.5 s) so Kubernetes semantics play out in seconds. ``PARAMS``
+switch the control plane's own delays off (``ControlPlaneTiming.instant``) so these tests see probes and
+kube-proxy alone; test_timing.py runs the calibrated delays.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from bench.emulation import KubeCluster, KubeParams, Pod
 from bench.emulation.iptables import iptables_available
 from bench.emulation.model import VirtualService
+from bench.emulation.timing import ControlPlaneTiming
 
 ROOT = Path(__file__).resolve().parents[4]
 BLOCK, VIP_BLOCK = 7, 107
@@ -37,6 +40,7 @@ PARAMS = replace(
     termination_grace_s=1.5,
     prestop_sleep_s=0.2,
     drain_s=0.3,
+    timing=ControlPlaneTiming.instant(),
 ).with_probes(
     readiness=READINESS,
     liveness={"period_s": 0.5, "timeout_s": 0.3, "failure_threshold": 4},
