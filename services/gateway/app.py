@@ -8,19 +8,29 @@ from fastapi import APIRouter, Depends, FastAPI, Path
 from starlette.responses import Response
 
 from services.host.app import AppContext, create_app
-from services.host.relay import relay
+from services.host.relay import UPSTREAM_FAILURES, relay
 from services.kit.settings import GatewaySettings
-from services.kit.shop import PRODUCT_ID, OrderLine, idempotency_key
+from services.kit.shop import (
+    IDEMPOTENT_WRITE,
+    ORDER_PROBLEMS,
+    PRODUCT_ID,
+    UNKNOWN_PRODUCT,
+    Order,
+    OrderLine,
+    Product,
+    ProductList,
+    idempotency_key,
+)
 
 
 def routes(context: AppContext) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["shop"])
 
-    @router.get("/products")
+    @router.get("/products", responses={200: {"model": ProductList}, **UPSTREAM_FAILURES})
     async def list_products() -> Response:
         return relay(await context.client("inventory").request("GET", "/products"), "inventory", "/api/products")
 
-    @router.get("/products/{product_id}", responses={404: {"description": "unknown product"}})
+    @router.get("/products/{product_id}", responses={200: {"model": Product}, **UNKNOWN_PRODUCT, **UPSTREAM_FAILURES})
     async def get_product(product_id: Annotated[str, Path(pattern=PRODUCT_ID)]) -> Response:
         path = f"/products/{product_id}"
         return relay(await context.client("inventory").request("GET", path), "inventory", "/api" + path)
@@ -28,7 +38,8 @@ def routes(context: AppContext) -> APIRouter:
     @router.post(
         "/orders",
         status_code=201,
-        responses={404: {"description": "unknown product"}, 409: {"description": "insufficient stock"}},
+        openapi_extra=IDEMPOTENT_WRITE,
+        responses={201: {"model": Order}, **ORDER_PROBLEMS, **UPSTREAM_FAILURES},
     )
     async def place_order(line: OrderLine, key: Annotated[str, Depends(idempotency_key)]) -> Response:
         response = await context.client("orders").request(

@@ -11,14 +11,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
+from services.host.contract import install_contract
 from services.host.faults import FaultState, fault_gate, install_faults
 from services.host.registration import Registration
 from services.host.relay import install_upstream_errors
@@ -122,17 +124,28 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class Alive(BaseModel):
+    status: Literal["alive"] = "alive"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    instance: str = Field(description="this replica's instance id")
+
+
 def _health_router(context: AppContext) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    async def live() -> Alive:
+        return Alive()
 
-    @router.get("/health/ready", response_model=None)
+    not_ready = {"description": "not ready yet, or draining: `phase` and `detail` say what it waits for"}
+
+    @router.get("/health/ready", response_model=None, responses={200: {"model": Ready}, 503: not_ready})
     async def ready(request: Request) -> Response:
         if context.lifecycle.ready:
-            return JSONResponse({"status": "ready", "instance": context.settings.instance_id})
+            return JSONResponse(Ready(instance=context.settings.instance_id).model_dump())
         return problem_response(
             503,
             "Not ready",
@@ -173,6 +186,7 @@ def create_app(
     app.state.context = context
     install_problem_handlers(app)
     install_upstream_errors(app)
+    install_contract(app)
     app.include_router(_health_router(context))
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(routes(context))

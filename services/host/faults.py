@@ -14,7 +14,8 @@ import threading
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit.lifecycle import Lifecycle
@@ -22,6 +23,20 @@ from services.kit.problems import Problem
 
 _EXEMPT_PREFIXES = ("/admin", "/metrics")
 CRASH_EXIT_CODE = 137
+_BEARER = HTTPBearer(auto_error=False, description="the replica's ADMIN_TOKEN")
+#: The 401 of every admin route, with the challenge RFC 9110 section 15.5.2 requires.
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="admin"'}
+_UNAUTHORIZED = {
+    "description": "no valid admin bearer token",
+    "headers": {
+        "WWW-Authenticate": {"description": "how to authenticate", "required": True, "schema": {"type": "string"}}
+    },
+}
+
+
+def injects_errors(path: str) -> bool:
+    """Whether an `error_rate` fault can fail a request to this path (health and admin always answer)."""
+    return not path.startswith((*_EXEMPT_PREFIXES, "/health"))
 
 
 class Faults(BaseModel):
@@ -77,7 +92,7 @@ class FaultState:
         delay = faults.latency_ms + (random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0)
         if delay > 0:
             await asyncio.sleep(delay / 1000)
-        if faults.error_rate > 0 and not path.startswith("/health"):
+        if faults.error_rate > 0 and injects_errors(path):
             return random.random() < faults.error_rate
         return False
 
@@ -99,12 +114,14 @@ def install_faults(app: FastAPI, state: FaultState, admin_token: str) -> None:
     if not admin_token:
         return
 
-    def authorize(authorization: Annotated[str, Header()] = "") -> None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), admin_token.encode()):
-            raise Problem(401, "Unauthorized", "a valid admin bearer token is required")
+    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+        token = credentials.credentials if credentials is not None else ""
+        if not token or not hmac.compare_digest(token.encode(), admin_token.encode()):
+            raise Problem(401, "Unauthorized", "a valid admin bearer token is required", headers=_CHALLENGE)
 
-    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(authorize)])
+    router = APIRouter(
+        prefix="/admin", tags=["admin"], dependencies=[Depends(authorize)], responses={401: _UNAUTHORIZED}
+    )
 
     @router.get("/faults")
     async def get_faults() -> Faults:

@@ -14,6 +14,13 @@ from services.upstream import Cause, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("services.upstream")
 
+#: What a route that calls an upstream adds to its `responses`: the answers `relay` and `on_upstream` produce.
+UPSTREAM_FAILURES: dict[int | str, dict[str, Any]] = {
+    502: {"description": "the upstream answered 5xx or could not be reached (`upstream`, `cause` say which)"},
+    503: {"description": "no upstream replica to try: breaker open, none healthy, or bulkhead full"},
+    504: {"description": "the upstream did not answer in time (`cause`: timeout or deadline_exceeded)"},
+}
+
 
 def relay(response: UpstreamResponse, upstream: str, path: str) -> Response:
     """Pass 2xx/4xx through unchanged; a 5xx becomes a 502 that keeps the upstream's own cause."""
@@ -51,7 +58,7 @@ def install_upstream_errors(app: FastAPI) -> None:
             instance=request.url.path,
             upstream=exc.upstream,
             cause=exc.cause.value,
-            **({"upstream_instance": exc.instance} if exc.instance else {}),
+            upstream_instance=exc.instance or None,
         )
 
     app.add_exception_handler(UpstreamError, on_upstream)

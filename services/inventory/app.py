@@ -7,30 +7,35 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Path
 from prometheus_client import Counter
-from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from services.host.app import AppContext, create_app
-from services.inventory.catalogue import CATALOGUE, Product
+from services.inventory.catalogue import CATALOGUE
 from services.kit.problems import Problem
 from services.kit.settings import InventorySettings
-from services.kit.shop import PRODUCT_ID, OrderLine, derive_id, idempotency_key
+from services.kit.shop import (
+    IDEMPOTENT_WRITE,
+    ORDER_PROBLEMS,
+    PRODUCT_ID,
+    UNKNOWN_PRODUCT,
+    OrderLine,
+    Product,
+    ProductList,
+    Reservation,
+    derive_id,
+    idempotency_key,
+)
 
 RESERVATIONS = Counter("reservations_created", "Reservations made for a key seen for the first time")
 REPLAYS = Counter("reservations_replayed", "Reservations answered from the idempotency cache")
 _SEEN_LIMIT = 100_000
 
 
-class ProductList(BaseModel):
-    items: list[Product]
-    count: int
-
-
-class Reservation(BaseModel):
-    reservation_id: str
-    product_id: str
-    quantity: int
-    status: str = "reserved"
+_REPLAYED = {
+    "description": "`true` when this answer replays the first one for the same key",
+    "schema": {"type": "string"},
+}
+_RESERVED = {"model": Reservation, "description": "reserved", "headers": {"Idempotent-Replayed": _REPLAYED}}
 
 
 def routes(context: AppContext) -> APIRouter:
@@ -48,11 +53,16 @@ def routes(context: AppContext) -> APIRouter:
     async def list_products() -> ProductList:
         return everything
 
-    @router.get("/products/{product_id}", responses={404: {"description": "unknown product"}})
+    @router.get("/products/{product_id}", responses=UNKNOWN_PRODUCT)
     async def get_product(product_id: Annotated[str, Path(pattern=PRODUCT_ID)]) -> Product:
         return lookup(product_id)
 
-    @router.post("/reservations", status_code=201, responses={409: {"description": "insufficient stock"}})
+    @router.post(
+        "/reservations",
+        status_code=201,
+        openapi_extra=IDEMPOTENT_WRITE,
+        responses={201: _RESERVED, **ORDER_PROBLEMS},
+    )
     async def reserve(line: OrderLine, key: Annotated[str, Depends(idempotency_key)]) -> JSONResponse:
         product = lookup(line.product_id)
         previous = seen.get(key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from services.kit.shop import Product
 
 _NAMES = (
     "kettle",
@@ -26,13 +26,6 @@ _NAMES = (
     "apron",
     "tray",
 )
-
-
-class Product(BaseModel):
-    id: str
-    name: str
-    price_cents: int
-    stock: int
 
 
 def _seed() -> dict[str, Product]:

@@ -1,43 +1,119 @@
-"""RFC 9457 problem details, so every error a client sees is machine-readable and never a traceback."""
+"""RFC 9457 problem details, so every error a client sees is machine-readable and never a traceback.
+
+`ProblemDetails` is both the body every error answer is built from and the schema the OpenAPI documents for
+it, so the two cannot drift apart: a member the model does not declare fails here, not in a client.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 PROBLEM_JSON = "application/problem+json"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")  # what `Allow` may list
 log = logging.getLogger("services.problems")
+
+
+class FieldError(BaseModel):
+    """One rejected field of a 422 answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="dotted location, e.g. `quantity` or `header.Idempotency-Key`")
+    message: str
+
+
+def _drop_null_defaults(schema: dict[str, Any]) -> None:
+    """An absent member is left out of the body, never null: say so, not `default: null` on a string."""
+    for member in schema.get("properties", {}).values():
+        if member.get("default", "") is None:
+            del member["default"]
+
+
+class ProblemDetails(BaseModel):
+    """An error answer (RFC 9457): the standard members plus the extension members this shop sends."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_null_defaults)
+
+    type: str = Field(description="the problem type's URI; this shop only sends about:blank")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str | SkipJsonSchema[None] = None
+    instance: str | SkipJsonSchema[None] = Field(None, description="the request path that failed")
+    errors: list[FieldError] | SkipJsonSchema[None] = Field(None, description="422: each field that failed")
+    phase: str | SkipJsonSchema[None] = Field(None, description="503 from /health/ready: the lifecycle phase")
+    product_id: str | SkipJsonSchema[None] = Field(None, description="404 from inventory: the unknown product")
+    stock: int | SkipJsonSchema[None] = Field(None, description="409 from inventory: what is left in stock")
+    upstream: str | SkipJsonSchema[None] = Field(None, description="502/503/504: the upstream that failed")
+    cause: str | SkipJsonSchema[None] = Field(
+        None, description="502/503/504: why, e.g. timeout, breaker_open, connect_error, upstream_error"
+    )
+    upstream_instance: str | SkipJsonSchema[None] = Field(None, description="the upstream replica that failed")
+    origin: dict[str, Any] | SkipJsonSchema[None] = Field(
+        None, description="502: the upstream's own problem (its upstream, cause, status, title) when it sent one"
+    )
 
 
 class Problem(Exception):
     """Raised anywhere in a handler to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str = "", type_: str = "about:blank", **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
         self.type = type_
+        self.headers = dict(headers or {})
         self.extra = extra
 
 
 def problem_response(
-    status: int, title: str, detail: str = "", type_: str = "about:blank", instance: str = "", **extra: object
+    status: int,
+    title: str,
+    detail: str = "",
+    type_: str = "about:blank",
+    instance: str = "",
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
 ) -> Response:
-    body: dict[str, object] = {"type": type_, "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if instance:
-        body["instance"] = instance
-    body.update({key: value for key, value in extra.items() if value is not None})
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return Response(json.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    members = {"type": type_, "title": title, "status": status, "detail": detail or None, "instance": instance or None}
+    body = ProblemDetails.model_validate({**members, **extra})
+    answer_headers = {"Retry-After": "1"} if status == 503 else {}
+    answer_headers.update(headers or {})
+    return Response(
+        body.model_dump_json(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=answer_headers
+    )
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route serves at this path (RFC 9110 `Allow`), not only the first route's.
+
+    Each method is asked of the router as a request would, so routers nested by `include_router` answer too.
+    """
+    candidates = list(routes)
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in candidates)
+    ]
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[int, str, str, list[dict[str, Any]]]:
@@ -56,20 +132,23 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return problem_response(exc.status, exc.title, exc.detail, exc.type, request.url.path, **exc.extra)
+        return problem_response(
+            exc.status, exc.title, exc.detail, exc.type, request.url.path, headers=exc.headers, **exc.extra
+        )
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         status, title, detail, errors = _validation_detail(exc)
-        if errors:
-            return problem_response(status, title, detail, instance=request.url.path, errors=errors)
-        return problem_response(status, title, detail, instance=request.url.path)
+        return problem_response(status, title, detail, instance=request.url.path, errors=errors or None)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else ""
-        return problem_response(exc.status_code, title, detail, instance=request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
+        return problem_response(exc.status_code, title, detail, instance=request.url.path, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)

@@ -5,21 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from services.host.app import AppContext, create_app
-from services.host.relay import relay
+from services.host.relay import UPSTREAM_FAILURES, relay
 from services.kit.settings import OrdersSettings
-from services.kit.shop import OrderLine, derive_id, idempotency_key
-
-
-class Order(BaseModel):
-    order_id: str
-    product_id: str
-    quantity: int
-    reservation_id: str
-    status: str = "confirmed"
+from services.kit.shop import IDEMPOTENT_WRITE, ORDER_PROBLEMS, Order, OrderLine, derive_id, idempotency_key
 
 
 def routes(context: AppContext) -> APIRouter:
@@ -29,7 +20,8 @@ def routes(context: AppContext) -> APIRouter:
         "/orders",
         status_code=201,
         response_model=Order,
-        responses={404: {"description": "unknown product"}, 409: {"description": "insufficient stock"}},
+        openapi_extra=IDEMPOTENT_WRITE,
+        responses={**ORDER_PROBLEMS, **UPSTREAM_FAILURES},
     )
     async def place_order(line: OrderLine, key: Annotated[str, Depends(idempotency_key)]) -> Response:
         reservation = await context.client("inventory").request(
