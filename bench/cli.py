@@ -129,7 +129,7 @@ def micro_checks(calls: int) -> tuple[list[Check], list[str]]:
         f"client CPU per request at 100 concurrent: httpx AsyncClient {cpu['httpx_cpu_us_per_req']:.0f} us, "
         f"this stack on aiohttp {cpu['stack_cpu_us_per_req']:.0f} us (ratio {cpu['httpx_over_stack_ratio']:.1f})"
     ]
-    return micro.checks(result["hop"], result["breaker"]), notes
+    return micro.checks(result["hop"], result["breaker"], result["balancer"]), notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id=args.run_id,
     )
     try:
-        prepare_targets(options.plan())
+        prepare_targets(options.plan(), options.replicas)
     except DataPlaneUnavailable as exc:
         print(f"benchmark cannot emulate Kubernetes Services here: {exc}", file=sys.stderr)
         return 2
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_micro:
             print("measuring the in-code hop overhead ...", file=sys.stderr)
             micro_result = micro_checks(int(profile["micro_calls"]))
-        out_dir = asyncio.run(run_session(options, *micro_result))
+        result = asyncio.run(run_session(options, *micro_result))
     except KeyboardInterrupt:
         print("interrupted: every child process stopped and every rule removed", file=sys.stderr)
         return 130
@@ -183,6 +183,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    out_dir = result.report_dir
+    if result.interrupted:
+        kept = (
+            f"partial report of the {result.finished_runs} finished runs in {out_dir}"
+            if out_dir is not None
+            else "no run had finished, no report written"
+        )
+        print(f"interrupted: {kept}; every child process stopped and every rule removed", file=sys.stderr)
+        return 130
+    assert out_dir is not None
+    if result.failed_runs:
+        print(f"{result.failed_runs} runs failed; their reasons are in the report", file=sys.stderr)
     summary = (out_dir / "report.md").read_text().split("## ", 2)
     print(f"report: {out_dir / 'report.md'} (also {options.out / 'latest'})")
     if len(summary) > 1:

@@ -5,6 +5,7 @@ noisy machine hits both sides alike, and reports medians and spread of the per-r
 - hop overhead: p50 of a call through discovery cache + balancer + breaker + retry (not firing) +
   timeout + bulkhead + span + metrics, minus p50 of the same call on the bare aiohttp session;
 - the breaker wrapper alone (pybreaker via the asyncio adapter) around a no-op coroutine;
+- the balancer's pick alone (P2C over peak EWMA) at 3 and at 100 endpoints;
 - client CPU per request at 100 concurrent requests, our stack vs httpx's default AsyncClient.
 
 `python -m bench.micro [--calls N] [--rounds R] [--out DIR]`
@@ -30,12 +31,23 @@ import aiohttp
 import httpx
 
 from bench.report.model import Check, check_at_most
+from services.kit.children import die_with_parent
 from services.kit.net import free_port
 from services.kit.settings import Style, Tunables
-from services.upstream import AsyncBreaker, ConsulDiscovery, TunableStore, UpstreamClient, build_client, make_session
+from services.upstream import (
+    AsyncBreaker,
+    ConsulDiscovery,
+    EndpointBook,
+    Instance,
+    PowerOfTwo,
+    TunableStore,
+    UpstreamClient,
+    build_client,
+    make_session,
+)
 
 HOST = "127.0.90.1"
-TARGETS = {"hop_overhead_p50_us": 50.0, "hop_overhead_ratio": 0.10, "breaker_us": 5.0}
+TARGETS = {"hop_overhead_p50_us": 50.0, "hop_overhead_ratio": 0.10, "breaker_us": 5.0, "pick_us": 3.0}
 
 
 def start_inventory() -> tuple[subprocess.Popen[bytes], str]:
@@ -47,6 +59,7 @@ def start_inventory() -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     url = f"http://{HOST}:{port}"
     _split_cpus(process.pid)
@@ -85,8 +98,8 @@ async def _timed(calls: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
 
 
 def cloud_stack(session: aiohttp.ClientSession, url: str, **tunables: Any) -> UpstreamClient:
-    """The cloud chain exactly as a replica builds it, with the discovery cache already filled."""
-    store = TunableStore(Tunables(**tunables))
+    """The cloud chain exactly as a replica builds it (tuned: P2C balancer), with the discovery cache filled."""
+    store = TunableStore(Tunables(**{"balancer": "p2c-ewma", **tunables}))
     built = build_client("inventory", Style.CLOUD, store, session, consul_client=None)
     assert isinstance(built.discovery, ConsulDiscovery)
     host, port = url.removeprefix("http://").split(":")
@@ -156,6 +169,26 @@ async def breaker_cost(iterations: int = 100_000) -> dict[str, float]:
     return {"breaker_us": statistics.median(costs), "breaker_spread_us": min(costs), "breaker_max_us": max(costs)}
 
 
+def pick_cost(endpoint_counts: tuple[int, ...] = (3, 100), picks: int = 50_000) -> dict[str, float]:
+    """Microseconds per P2C pick with every endpoint booked (a latency sample each), median of 5 runs."""
+    result: dict[str, float] = {}
+    for count in endpoint_counts:
+        book = EndpointBook()
+        instances = [Instance(f"pod-{n}", f"http://127.0.0.1:{8000 + n}") for n in range(count)]
+        for instance in instances:
+            book.finished(book.started(instance.id), 0.001 * (1 + instance.id.count("1")), failed=False)
+        balancer = PowerOfTwo(book)
+        tried: set[str] = set()
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter_ns()
+            for _ in range(picks):
+                balancer.pick(instances, None, tried)
+            runs.append((time.perf_counter_ns() - start) / 1000 / picks)
+        result[f"pick_us_{count}"] = statistics.median(runs)
+    return result
+
+
 async def _cpu_per_request(send: Callable[[], Awaitable[Any]], total: int, concurrency: int) -> float:
     sem = asyncio.Semaphore(concurrency)
 
@@ -198,9 +231,14 @@ async def client_cpu(url: str, total: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def checks(hop: dict[str, Any], breaker: dict[str, float]) -> list[Check]:
+def checks(hop: dict[str, Any], breaker: dict[str, float], picks: dict[str, float]) -> list[Check]:
     """The issue's goals for the in-code stack, as the benchmark report states them too."""
+    pick_checks = [
+        check_at_most(f"balancer pick (P2C) at {key.rsplit('_', 1)[1]} endpoints", value, TARGETS["pick_us"], " us")
+        for key, value in picks.items()
+    ]
     return [
+        *pick_checks,
         check_at_most(
             "in-code hop overhead p50",
             hop["overhead_p50_us"],
@@ -223,6 +261,7 @@ def run(calls: int, rounds: int, out: Path | None) -> dict[str, Any]:
         uvloop.install()
         hop = asyncio.run(hop_rounds(url, calls, rounds))
         breaker = asyncio.run(breaker_cost())
+        picks = pick_cost()
         cpu = asyncio.run(client_cpu(url, total=max(1000, calls), rounds=max(2, rounds // 2)))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -235,7 +274,8 @@ def run(calls: int, rounds: int, out: Path | None) -> dict[str, Any]:
         "hop": hop,
         "breaker": breaker,
         "client_cpu": cpu,
-        "checks": [c.to_json() for c in checks(hop, breaker)],
+        "balancer": picks,
+        "checks": [c.to_json() for c in checks(hop, breaker, picks)],
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
     if out is not None:

@@ -2,7 +2,9 @@
 
 Rendering needs nothing but the document, so report.md can be re-rendered later from a stored report.json;
 ``bench.report.writer`` calls ``render_markdown`` when it writes a report directory. Numbers read the same
-as in the docs because both use ``bench.report.format``.
+as in the docs because both use ``bench.report.format``. A failed run shows as "failed: <reason>", a scenario a
+target cannot stage as "skipped on <target>: <why>", an interrupted run's report as partial: a report never
+says more than what was measured.
 """
 
 from __future__ import annotations
@@ -48,12 +50,22 @@ def _rank(value: float | None) -> float:
     return math.inf if value is None else float(value)
 
 
-def verdict(entries: Mapping[str, Mapping[str, Any]]) -> str:
+def _skipped_line(skipped: Mapping[str, str]) -> str:
+    """ "Skipped on k8s: <why>" once per distinct reason (each style's text is "skipped on <target>: <why>")."""
+    text = "; ".join(dict.fromkeys(skipped.values()))
+    return text[:1].upper() + text[1:]
+
+
+def verdict(entries: Mapping[str, Mapping[str, Any]], skipped: Mapping[str, str] | None = None) -> str:
     """One line comparing the valid styles of a scenario: fewest errors, lowest p99, fastest recovery."""
     valid = {s: e for s, e in entries.items() if e.get("valid", True)}
     invalid = sorted(set(entries) - set(valid))
     if not valid:
-        return "No verdict: the load generator fell behind in every style."
+        if not entries:
+            return f"{_skipped_line(skipped)}." if skipped else "No verdict: no style ran."
+        if all(e.get("failed") for e in entries.values()):
+            return "No verdict: the run failed in every style."
+        return "No verdict: no style has a valid run."
     parts = []
     by_err = sorted(valid, key=lambda s: valid[s]["error_rate"])
     best, worst = by_err[0], by_err[-1]
@@ -133,9 +145,18 @@ def _scenario_table(styles: Sequence[str], entries: Mapping[str, Mapping[str, An
         rows.append((key, lambda e, key=key: _extra(e.get("extra", {}), key)))
     lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for label, show in rows:
-        cells = [fmt.cell(show(entries[s])) if entries[s].get("valid", True) else "**invalid**" for s in cols]
+        cells = [_cell(entries[s], show, first=label == rows[0][0]) for s in cols]
         lines.append(f"| {fmt.cell(label)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _cell(entry: Mapping[str, Any], show: Any, first: bool) -> str:
+    """A figure of a valid entry; "failed: <reason>" (first row, "-" below) or **invalid** otherwise."""
+    if entry.get("failed"):
+        return fmt.cell(f"failed: {entry['failed']}") if first else "-"
+    if not entry.get("valid", True):
+        return "**invalid**"
+    return fmt.cell(show(entry))
 
 
 def _extra(extra: Mapping[str, Any], key: str) -> str:
@@ -159,8 +180,10 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
         for style, entry in entries.items()
         if not entry.get("valid", True)
     ]
+    if env.get("partial"):
+        out += ["> [!NOTE]", "> **PARTIAL REPORT: the run was interrupted; only the runs that finished are here.**", ""]
     if invalid:
-        out += ["> [!WARNING]", "> **INVALID RUNS: the load generator fell behind; their numbers are withheld.**"]
+        out += ["> [!WARNING]", "> **INVALID RUNS: failed, or not measured as designed; their numbers are withheld.**"]
         for name, style, entry in invalid:
             out.append(f"> - {name} / {style}: {'; '.join(entry.get('invalid_reasons', [])) or 'see report.json'}")
         out.append("")
@@ -175,20 +198,31 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items()))
     out.append(f"| versions | {versions} |")
     out.append(f"| load generator | {'valid in every run' if env.get('loadgen_valid', True) else '**fell behind**'} |")
+    if env.get("partial"):
+        out.append("| partial | **yes: interrupted, only the finished runs are reported** |")
     options = doc.get("options", {})
     if options:
         out.append("| options | " + ", ".join(f"{k}={v}" for k, v in options.items()) + " |")
     for note in env.get("notes", []):
         out.append(f"| note | {note} |")
     out.append("")
+    all_skipped: Mapping[str, Mapping[str, str]] = env.get("skipped", {})
     for name, entries in doc.get("scenarios", {}).items():
-        out += [f"## {name}", "", f"**Verdict:** {verdict(entries)}", ""]
+        skipped = all_skipped.get(name, {})
+        out += [f"## {name}", "", f"**Verdict:** {verdict(entries, skipped)}", ""]
+        if entries and skipped:
+            out += [f"{_skipped_line(skipped)} ({', '.join(skipped)}).", ""]
+        if not entries:
+            continue
         fault = next((e.get("fault") for e in entries.values() if e.get("fault")), None)
         if fault:
             end = "end of run" if fault.get("end_s") is None else fmt.secs(fault["end_s"])
             label = f" ({fault['label']})" if fault.get("label") else ""
             out += [f"Fault{label}: {fmt.secs(fault['start_s'])} → {end}.", ""]
         out += _scenario_table(styles, entries)
+        for style, entry in entries.items():
+            if entry.get("failed_events"):
+                out += ["", f"Latest events of {style} when it failed:", "", "```", *entry["failed_events"], "```"]
         if name in plots:
             out += ["", f"![{name}]({plots[name]})"]
         out.append("")

@@ -12,11 +12,17 @@ it into files (``bench.report.document`` reads and writes the JSON). ``report.js
       "styles": ["cloud", "platform", "hybrid"],
       "options": {...as given: rate, duration, repeats, profile...},
       "environment": {"target", "registry", "data_plane", "cgroups", "cgroups_detail", "machine",
-                      "cpu_count", "python", "versions": {lib: version}, "loadgen_valid", "notes": [...]},
+                      "cpu_count", "python", "versions": {lib: version}, "loadgen_valid", "notes": [...],
+                      "partial": true,                   # only when interrupted: the runs that finished
+                      "skipped": {"<scenario>": {"<style>": "skipped on <target>: <why>"}}},  # only if any
       "scenarios": {
         "<scenario>": {
           "<style>": {
-            "valid": bool, "invalid_reasons": [str],       # generator self-check over all repeats
+            "valid": bool, "invalid_reasons": [str],       # generator self-check and failed scenario
+                                                           # actions over all repeats
+            "failed": str, "failed_events": [str],         # only when a repeat did not finish: why, and
+                                                           # the target's latest events; figures (if any)
+                                                           # are those of the repeats that finished
             "repeats": int,
             "requests", "succeeded", "errors": int, "error_rate": float,
             "errors_by_class": {"503:breaker_open": int, "timeout": int, ...},
@@ -47,7 +53,8 @@ it into files (``bench.report.document`` reads and writes the JSON). ``report.js
     }
 
 Figures of an invalid style stay in the JSON (flagged ``"valid": false``) for diagnosis; ``report.md``
-withholds them and prints the reasons instead.
+withholds them and prints the reasons instead. A run that failed (``FailedRun``) has no figures: it is
+recorded with its reason, and never counts in a check.
 """
 
 from __future__ import annotations
@@ -130,10 +137,16 @@ class RunResult:
     thresholds: analysis.Thresholds | None = None
     baseline_skip_s: float = 0.5
     sustain_s: float = 1.0
+    #: Why the run is invalid beyond the generator's own self-check (a scenario action that failed, ...).
+    problems: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
-        return self.load.valid
+        return self.load.valid and not self.problems
+
+    @property
+    def invalid_reasons(self) -> list[str]:
+        return [*self.load.invalid_reasons, *self.problems]
 
     def replica_share(self) -> dict[str, dict[str, float]]:
         """Share per service from the counters; the gateway falls back to the X-Instance-Id counts."""
@@ -164,6 +177,33 @@ class RunResult:
             self.health_thresholds(),
             self.sustain_s,
         )
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A scenario x style x repeat that did not finish: why, and what the target's world recorded meanwhile."""
+
+    scenario: str
+    style: str
+    repeat: int
+    reason: str
+    events: tuple[str, ...] = ()
+
+
+def with_failures(entry: Mapping[str, Any] | None, failures: Sequence[FailedRun]) -> dict[str, Any]:
+    """A report entry marked failed: invalid, the reasons added, ``failed``/``failed_events`` set.
+
+    ``entry`` is the summary of the repeats that finished, or None when none did (the entry then has no figures).
+    """
+    out: dict[str, Any] = dict(entry) if entry else {"valid": False, "invalid_reasons": [], "repeats": 0}
+    out["valid"] = False
+    out["invalid_reasons"] = [
+        *out.get("invalid_reasons", []),
+        *(f"repeat {f.repeat}: failed: {f.reason}" for f in failures),
+    ]
+    out["failed"] = "; ".join(dict.fromkeys(f.reason for f in failures))
+    out["failed_events"] = list(failures[-1].events) if failures else []
+    return out
 
 
 @dataclass(frozen=True)
@@ -210,7 +250,10 @@ def check_true(name: str, target: str, ok: bool | None, measured: float | str | 
 
 
 def generator_check(runs: Sequence[RunResult], tolerance: float = 0.02) -> Check:
-    """Worst achieved-rate deviation over every run, against the ±2 % goal."""
+    """Worst achieved-rate deviation over every run, against the ±2 % goal: passes on the rate it shows.
+
+    Runs invalid for another reason are stated apart, by `validity_check`.
+    """
     if not runs:
         return Check("generator rate", f"within ±{tolerance:.0%}", None, False, "no runs")
     worst = max(runs, key=lambda r: abs(r.load.rate_deviation))
@@ -219,9 +262,22 @@ def generator_check(runs: Sequence[RunResult], tolerance: float = 0.02) -> Check
         name="generator rate within target",
         target=f"|achieved/target - 1| <= {tolerance:g}",
         measured=abs(deviation),
-        passed=abs(deviation) <= tolerance and all(r.valid for r in runs),
+        passed=abs(deviation) <= tolerance,
         detail=f"worst: {worst.scenario}/{worst.style}#{worst.repeat} "
         f"{worst.load.achieved_rate:.1f}/s vs {worst.load.config.rate:g}/s",
+    )
+
+
+def validity_check(runs: Sequence[RunResult]) -> Check:
+    """How many finished runs are invalid (generator self-check, a failed scenario action), and which."""
+    invalid = [r for r in runs if not r.valid]
+    listed = "; ".join(f"{r.scenario}/{r.style}#{r.repeat}: {', '.join(r.invalid_reasons)}" for r in invalid)
+    return Check(
+        name="every run valid",
+        target="0 invalid runs",
+        measured=float(len(invalid)),
+        passed=not invalid,
+        detail=listed,
     )
 
 
@@ -239,9 +295,18 @@ class Environment:
     python: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The run was interrupted: the report holds only the runs that finished.
+    partial: bool = False
+    #: scenario -> style -> "skipped on <target>: <why>" (the target cannot stage what the scenario needs)
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The environment's JSON; ``partial`` and ``skipped`` only when set, so a full run's keys stay the same."""
+        out = asdict(self)
+        for key in ("partial", "skipped"):
+            if not out[key]:
+                del out[key]
+        return out
 
 
 def library_versions(names: Iterable[str] = KEY_LIBRARIES) -> dict[str, str]:
@@ -290,6 +355,8 @@ class Report:
     scenarios: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    #: Runs that did not finish (no figures), in the order they failed.
+    failed: list[FailedRun] = field(default_factory=list)
 
     def scenario_names(self) -> list[str]:
         if self.scenarios is not None:
@@ -298,3 +365,6 @@ class Report:
 
     def runs_for(self, scenario: str, style: str) -> list[RunResult]:
         return sorted((r for r in self.runs if r.scenario == scenario and r.style == style), key=lambda r: r.repeat)
+
+    def failures_for(self, scenario: str, style: str) -> list[FailedRun]:
+        return sorted((f for f in self.failed if f.scenario == scenario and f.style == style), key=lambda f: f.repeat)

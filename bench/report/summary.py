@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.load import hist_ms, merge_histograms, resample
 from bench.report import analysis
-from bench.report.model import SCHEMA, ComponentUsage, Report, RunResult
+from bench.report.model import SCHEMA, ComponentUsage, Report, RunResult, with_failures
 
 
 def series_rows(run: RunResult, width_s: float) -> list[dict[str, Any]]:
@@ -69,7 +69,7 @@ def summarise(runs: Sequence[RunResult], series_width_s: float = 1.0) -> dict[st
     requests = sum(load.sent for load in loads)
     errors = sum(load.failed for load in loads)
     episodes = [r.episode() for r in runs]
-    reasons = [f"repeat {r.repeat}: {why}" for r in runs for why in r.load.invalid_reasons]
+    reasons = [f"repeat {r.repeat}: {why}" for r in runs for why in r.invalid_reasons]
     share = _share_over_repeats(runs)
 
     def timing(name: str) -> float | None:
@@ -159,9 +159,11 @@ def build_report_json(report: Report, series_width_s: float = 1.0) -> dict[str, 
             runs = report.runs_for(scenario, style)
             if runs:
                 entry[style] = summarise(runs, series_width_s)
+            if failures := report.failures_for(scenario, style):
+                entry[style] = with_failures(entry.get(style), failures)
         scenarios[scenario] = entry
     env = report.environment.to_json()
-    env["loadgen_valid"] = all(r.valid for r in report.runs)
+    env["loadgen_valid"] = all(r.load.valid for r in report.runs)
     return {
         "schema": SCHEMA,
         "created": report.created.isoformat(timespec="seconds"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bench.emulation import Supervisor
-from bench.report.model import Check, Environment, Report, RunResult, collect_environment
+from bench.report.model import Check, Environment, FailedRun, Report, RunResult, collect_environment
 from bench.suite.options import Options
 from bench.targets.base import Target, TargetDescription
 from bench.targets.factory import LOCAL
@@ -71,14 +71,22 @@ def environment_for(
 
 
 def build_report(
-    options: Options, environment: Environment, runs: Sequence[RunResult], checks: Sequence[Check], run_id: str
+    options: Options,
+    environment: Environment,
+    runs: Sequence[RunResult],
+    checks: Sequence[Check],
+    run_id: str,
+    failed: Sequence[FailedRun] = (),
+    scenarios: Sequence[str] | None = None,
 ) -> Report:
+    """The report of the runs that finished and those that failed; ``scenarios`` defaults to every one asked."""
     return Report(
         environment=environment,
         styles=list(options.styles),
         runs=list(runs),
         checks=list(checks),
-        scenarios=list(options.scenarios),
+        failed=list(failed),
+        scenarios=list(options.scenarios if scenarios is None else scenarios),
         options={
             "profile": options.profile,
             "rate": options.rate,

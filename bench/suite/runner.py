@@ -4,6 +4,12 @@ Each run: bring the style back to steady state, start the open-loop generator in
 known instant, apply the scenario's fault at the same offset, watch the control plane, then collect the
 generator's result, the replicas' counters and resource usage into a `RunResult`. What a scenario does
 and what to measure for it come from its typed contract (bench.scenarios.contract), never its name.
+
+No run takes the suite down with it: a run that raises is recorded as a `FailedRun` (its reason and the
+target's latest events) and the suite goes on; every task a run starts (observer, generator, a fault
+action outliving its window, the target's restart policies) is awaited, and a failure among them marks
+the run invalid with the reason. A scenario the target cannot stage is recorded as skipped, with why.
+Only an interruption (``interrupted``, set by the session on Ctrl-C) ends the suite early.
 """
 
 from __future__ import annotations
@@ -14,14 +20,15 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bench.emulation import KubeParams, ProcessUsage, Supervisor
 from bench.emulation.ids import check_run_id, new_run_id
 from bench.load import LoadConfig, LoadProcess, LoadProgress
 from bench.progress import LiveProgress
 from bench.report import analysis
-from bench.report.model import ComponentUsage, FaultWindow, RunResult
+from bench.report.model import ComponentUsage, FailedRun, FaultWindow, RunResult
 from bench.scenarios import SCENARIOS, Measure, RunState, Scenario
 from bench.suite.observe import (
     Observation,
@@ -32,6 +39,7 @@ from bench.suite.observe import (
     refresh_counts,
 )
 from bench.suite.options import Options, style_run_id
+from bench.targets.background import describe_error, settle
 from bench.targets.base import Target
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import make_supervisor, make_target
@@ -41,6 +49,10 @@ from bench.targets.steady import ensure_steady
 log = logging.getLogger("bench")
 
 ADMIN_TOKEN_BYTES = 24
+#: How long a run waits, after its load ended, for a fault action still going on (then it is cancelled).
+ACTION_GRACE_S = 60.0
+#: How long a run waits for the observer and the target's restart policies once the load ended.
+SETTLE_S = 30.0
 
 
 class Runner:
@@ -58,7 +70,12 @@ class Runner:
             self.notes = ["quick profile: preStop sleep and drain shortened to 0.5 s (full profile: chart values)"]
         self.stacks: dict[str, Target] = {}
         self.runs: list[RunResult] = []
+        self.failed: list[FailedRun] = []
+        #: scenario -> style -> "skipped on <target>: <why>"
+        self.skipped: dict[str, dict[str, str]] = {}
         self.sup: dict[str, Supervisor] = {}
+        #: Set by the session on Ctrl-C: the suite stops, and what fails from here on is not a failed run.
+        self.interrupted = False
 
     # ------------------------------------------------------------------ set-up and teardown
     async def start(self) -> None:
@@ -126,25 +143,33 @@ class Runner:
         state = RunState(since=counters_before)
         obs = Observation(period_s=scenario.measure.period_s)
         stop = asyncio.Event()
-        observer = asyncio.create_task(observe(stack, scenario.measure, obs, stop))
-        waiter = asyncio.create_task(generator.wait())
+        waiter = asyncio.create_task(generator.wait(), name="load generator")
+        #: what runs beside the load, by the name a failure is reported under
+        tasks: dict[str, asyncio.Future[Any]] = {
+            "observer": asyncio.create_task(observe(stack, scenario.measure, obs, stop), name="observer")
+        }
         extra: dict[str, float | None] = {}
         fault: FaultWindow | None = None
         try:
             if fault_s > 0:
                 await _sleep_until(start_at + pre)
-                fault_start, fault_end = await self._fault(scenario, stack, state, fault_s, extra)
+                fault_start, fault_end = await self._fault(scenario, stack, state, fault_s, extra, tasks)
                 result = await waiter
                 fault = FaultWindow.from_wall(result.t0_wall, fault_start, fault_end, label=scenario.summary)
             else:
                 result = await waiter
         except BaseException:
-            waiter.cancel()
+            await _abandon([waiter, *tasks.values()])
             await generator.kill()
             raise
-        finally:
-            stop.set()
-            await observer
+        stop.set()
+        problems = [
+            f"{name} failed: {describe_error(exc)}"
+            for name, task in tasks.items()
+            if (exc := await settle(task, ACTION_GRACE_S if name != "observer" else SETTLE_S)) is not None
+        ]
+        await stack.background.wait(SETTLE_S)
+        problems += stack.background.take_failures()
         counters_after = await counters(stack)
         usage_after = stack.usage()
         if fault is not None:
@@ -161,6 +186,7 @@ class Runner:
             counters_after=counters_after,
             resources=_usage_delta(usage_before, usage_after),
             extra=extra,
+            problems=problems,
         )
         if scenario.latency_fault and fault is not None:
             run.thresholds = _latency_thresholds(run)
@@ -169,19 +195,28 @@ class Runner:
         return run
 
     async def _fault(
-        self, scenario: Scenario, stack: Target, state: RunState, fault_s: float, extra: dict[str, float | None]
+        self,
+        scenario: Scenario,
+        stack: Target,
+        state: RunState,
+        fault_s: float,
+        extra: dict[str, float | None],
+        tasks: dict[str, asyncio.Future[Any]],
     ) -> tuple[float, float]:
-        """Inject, hold the fault window, lift; returns the wall-clock start and end of the fault."""
+        """Inject, hold the fault window, lift; returns the wall-clock start and end of the fault.
+
+        A blocking inject (a rollout) is the run: its failure fails the run. Any other inject goes on in
+        ``tasks`` while the window closes (it is not cut short); the run collects it and its failure.
+        """
         fault_start = time.time()
         config_applied = scenario.measure is Measure.CONFIG_APPLIED
         config_before = await refresh_counts(stack) if config_applied else {}
         inject: asyncio.Future[None] = asyncio.ensure_future(scenario.inject(stack, state))
+        tasks[f"{scenario.name} inject"] = inject
         if scenario.inject_blocks:
             await inject
         else:
-            # An action slower than the window goes on while the window closes; it is not cut short.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(inject), timeout=max(0.1, fault_s))
+            await asyncio.wait([inject], timeout=max(0.1, fault_s))
         if config_applied:
             extra["config_applied_s"] = await config_applied_s(stack, fault_start, config_before, fault_s)
         await _sleep_until(fault_start + fault_s)
@@ -198,17 +233,52 @@ class Runner:
             for repeat in range(self.options.repeats):
                 order = self.options.styles if repeat % 2 == 0 else list(reversed(self.options.styles))
                 for style in order:
-                    if not scenario.requires <= self.stacks[style].capabilities:
-                        note = f"{scenario.name} not run for {style} on the {self.options.target_of(style)} target"
-                        if note not in self.notes:
-                            self.notes.append(note)
+                    if self.interrupted:
+                        return self.runs
+                    stack = self.stacks[style]
+                    if missing := scenario.requires - stack.capabilities:
+                        self._skip(scenario, style, [stack.lacks(c) for c in missing])
                         continue
-                    run = await self.run_one(scenario, style, repeat)
+                    try:
+                        run = await self.run_one(scenario, style, repeat)
+                    except Exception as exc:
+                        if self.interrupted:
+                            raise  # the interruption took the run down; it did not fail on its own
+                        await self._record_failure(scenario, style, repeat, exc)
+                        continue
                     self.runs.append(run)
                     log.info(
                         "%s/%s#%d: %d sent, %d failed", scenario.name, style, repeat, run.load.sent, run.load.failed
                     )
         return self.runs
+
+    def _skip(self, scenario: Scenario, style: str, why: Iterable[str]) -> None:
+        text = f"skipped on {self.options.target_of(style)}: {'; '.join(why)}"
+        self.skipped.setdefault(scenario.name, {})[style] = text
+
+    async def _record_failure(self, scenario: Scenario, style: str, repeat: int, exc: Exception) -> None:
+        """The run is recorded as failed with its reason and what the target's world recorded meanwhile."""
+        reason = describe_error(exc)
+        log.warning("%s/%s#%d failed: %s", scenario.name, style, repeat, reason)
+        try:
+            events = await self.stacks[style].recent_events()
+        except Exception as events_exc:  # the record must not fail because the events cannot be read
+            events = [f"events unavailable: {describe_error(events_exc)}"]
+        self.failed.append(FailedRun(scenario.name, style, repeat, reason, tuple(events)))
+        if self.progress is not None:
+            self.progress.end(scenario.name, style, note=f"failed: {reason}", repeat=repeat)
+
+
+async def _abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """The run failed: its tasks are cancelled and awaited; their own errors are dropped (the run's wins)."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in pending:
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def _sleep_until(wall: float) -> None:

@@ -4,7 +4,9 @@ A scenario drives a style only through `Target`, so a fault is applied the same 
 are processes, containers or pods; each target module (local_cloud, local_kube, compose, cluster) says
 how its world does it. Faults that are the same everywhere (latency, errors, CPU burn) go through each
 replica's admin API and live here; the control plane a style trusts (Consul, Kubernetes endpoints) sits
-behind the small `ControlPlane` protocol. Every method is bounded in time.
+behind the small `ControlPlane` protocol. Every method is bounded in time. Work a target does on its own
+(a restart policy) runs in its `Background`, so a failure there reaches the run it belongs to, and
+`recent_events` gives what the world itself recorded when a scenario fails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bench.emulation import ProcessUsage, Supervisor
+from bench.targets.background import Background
 from services import SERVICES
 
 
@@ -86,6 +89,8 @@ class Target(ABC):
 
     #: What this target can stage; a scenario needing more is not run here (the report says so).
     capabilities: frozenset[Capability] = frozenset(Capability)
+    #: Why a capability this target lacks is missing, for the report's "skipped on <target>" line.
+    capability_notes: Mapping[Capability, str] = {}
     control: ControlPlane
 
     def __init__(self, style: str, supervisor: Supervisor, admin_token: str, replicas: Mapping[str, int]) -> None:
@@ -95,6 +100,12 @@ class Target(ABC):
         self.replica_counts = dict(replicas)
         self.session: aiohttp.ClientSession | None = None
         self.tunables_changed = False
+        #: Work the target runs on its own (restart policies); the runner collects its failures after each run.
+        self.background = Background()
+
+    def lacks(self, capability: Capability) -> str:
+        """Why this target does not stage ``capability``: its own note, else what it cannot do."""
+        return self.capability_notes.get(capability, f"this target cannot {capability.value}")
 
     # -------------------------------------------------------------- lifecycle
     @abstractmethod
@@ -103,6 +114,7 @@ class Target(ABC):
 
     async def close(self) -> None:
         """Stop what `start` started (the supervisor's cleanups cover an interrupted run)."""
+        await self.background.cancel()
         if self.session is not None:
             await self.session.close()
 
@@ -143,6 +155,10 @@ class Target(ABC):
             component = name.split("-", 1)[0]
             out[component] = out[component].merge(usage) if component in out else usage
         return out
+
+    async def recent_events(self, limit: int = 20) -> list[str]:
+        """The world's own latest events (scheduling, restarts, probes), oldest first, for a failed run's record."""
+        return []
 
     # -------------------------------------------------------------- faults through the admin API
     async def set_faults(self, replica: ReplicaRef, faults: Mapping[str, Any]) -> None:

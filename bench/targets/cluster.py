@@ -42,6 +42,7 @@ from bench.targets.cluster_kubectl import (
     check_cluster,
     helm_command,
     parse_pods,
+    tail_events,
 )
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.shell import TargetError, run, run_sync
@@ -109,6 +110,10 @@ class ClusterTarget(Target):
     """The chart installed for real: platform (trust the platform) or hybrid (plus in-code policies)."""
 
     capabilities: frozenset[Capability] = frozenset()
+    capability_notes = {
+        Capability.PAUSE_CONTROL_PLANE: "pausing a shared cluster's endpoint controller is not something a "
+        "benchmark may do"
+    }
 
     def __init__(self, style: str, supervisor: Supervisor, facts: DeploymentFacts) -> None:
         super().__init__(style, supervisor, facts.admin_token, facts.replicas)
@@ -227,6 +232,14 @@ class ClusterTarget(Target):
     # ------------------------------------------------------------------ observation
     def usage(self) -> dict[str, ProcessUsage]:
         return {}  # the supervisor's children here are kubectl tunnels, not the services
+
+    async def recent_events(self, limit: int = 20) -> list[str]:
+        """The namespace's latest events (FailedScheduling, BackOff, Unhealthy ...), as kubectl prints them."""
+        try:
+            text = await run(self._kubectl("get", "events", "--sort-by=.lastTimestamp"), timeout_s=20, check=False)
+        except TargetError as exc:
+            return [f"kubectl get events: {exc}"]
+        return tail_events(text, limit)
 
     # ------------------------------------------------------------------ faults
     async def crash(self, service: str, index: int) -> str:

@@ -81,6 +81,14 @@ class PodRef:
         return self.name  # the chart sets INSTANCE_ID from metadata.name
 
 
+def tail_events(text: str, limit: int) -> list[str]:
+    """The last ``limit`` rows of `kubectl get events` (header kept first, so the columns stay readable)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return []
+    return [" ".join(lines[0].split()), *(" ".join(line.split()) for line in lines[1:][-limit:])]
+
+
 def parse_pods(document: Mapping[str, Any]) -> list[PodRef]:
     """Running, not terminating pods of the three services, oldest first."""
     out = []

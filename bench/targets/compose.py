@@ -11,7 +11,6 @@ which a Linux host routes to; Docker Desktop does not, and the target says so in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -59,7 +58,6 @@ class ComposeCloud(Target):
         self.dotenv = env_file()
         self._containers: list[Container] = []
         self._hung: list[Container] = []
-        self._restarts: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ compose plumbing
     def _env(self) -> dict[str, str]:
@@ -138,8 +136,6 @@ class ComposeCloud(Target):
         run_sync(self._argv("down", "-v", "--remove-orphans", "-t", "5"), timeout_s=180, env=self._env())
 
     async def close(self) -> None:
-        for task in self._restarts:
-            task.cancel()
         await super().close()
         await asyncio.to_thread(self._down_sync)
 
@@ -218,9 +214,7 @@ class ComposeCloud(Target):
             os.kill(container.pid, signal.SIGKILL)
         else:  # the engine runs elsewhere (a VM): kill it, then play the restart policy ourselves
             await run(["docker", "kill", container.id])
-            task = asyncio.create_task(self._start_later(container.id), name=f"restart {container.instance_id}")
-            self._restarts.add(task)
-            task.add_done_callback(self._restarts.discard)
+            self.background.spawn(self._start_later(container.id), name=f"restart {container.instance_id}")
         return container.instance_id
 
     async def _start_later(self, container_id: str) -> None:
@@ -267,9 +261,7 @@ class ComposeCloud(Target):
             await self.refresh()
 
     async def restore_replicas(self) -> None:
-        for task in list(self._restarts):
-            with contextlib.suppress(asyncio.CancelledError, TargetError):
-                await task
+        await self.background.wait()
         for _ in range(150):  # a container Docker is restarting settles within ~30 s at most
             if not any(c.status == "restarting" for c in await self._list()):
                 break

@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.emulation import Supervisor, detect_data_plane
+from bench.emulation.chart import DEFAULT_REPLICAS
 from bench.targets.base import Target
 from bench.targets.cluster import ClusterTarget
 from bench.targets.cluster_kubectl import check_cluster
+from bench.targets.cluster_room import check_room
 from bench.targets.compose import ComposeCloud
 from bench.targets.compose_docker import build_image
 from bench.targets.deployment import DeploymentFacts
@@ -72,13 +74,16 @@ def make_target(
     return LocalKube(style, supervisor, facts, config_dir, apply_limits, vip_block=VIP_BLOCKS[style])
 
 
-def prepare_targets(plan: Mapping[str, str]) -> None:
-    """What each target needs before anything starts; raises with a one-line reason when it is missing."""
+def prepare_targets(plan: Mapping[str, str], replicas: Mapping[str, int] = DEFAULT_REPLICAS) -> None:
+    """What each target needs before anything starts; raises with a one-line reason when it is missing
+    (no tool, no cluster, or a cluster without room for the chart's requests)."""
     targets = set(plan.values())
     if any(plan.get(style) == LOCAL for style in ("platform", "hybrid")):
         detect_data_plane()
     if "k8s" in targets:
         print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
+        on_cluster = [style for style, target in plan.items() if target == "k8s"]
+        print(f"k8s target: {check_room(on_cluster, replicas)}", file=sys.stderr)
     if "compose" in targets:
         print("compose target: building the service image from this checkout ...", file=sys.stderr)
         print(f"compose target: image {build_image()}", file=sys.stderr)

@@ -8,18 +8,27 @@ a crashed replica back. A registry outage is the registry's process frozen (SIGS
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+import yaml
+
 from bench.emulation import ProcessUsage, Replica, Supervisor, read_proc_usage
+from bench.paths import COMPOSE_DIR
 from bench.targets.base import Target, TargetDescription
 from bench.targets.consul import ConsulPlane, check_env
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.steady import ensure_steady
 from consul_standin.launch import RegistryHandle, start_registry
 from services import SERVICES
+from services.kit.settings import Tunables
 
 log = logging.getLogger("bench.targets.local_cloud")
+
+
+def compose_tunables() -> dict[str, str]:
+    """The tunables compose gives every cloud replica (x-service-env), so loopback runs the compose picture."""
+    env = (yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text()) or {}).get("x-service-env") or {}
+    return {key: str(value) for key, value in env.items() if key.lower() in Tunables.model_fields}
 
 
 class LocalCloud(Target):
@@ -33,13 +42,13 @@ class LocalCloud(Target):
         self.control = self.consul
         self.registry: RegistryHandle | None = None
         self._hung: list[Replica] = []
-        self._restarts: set[asyncio.Task[None]] = set()
         self._next_index: dict[str, int] = {}
         self._live: dict[str, list[Replica]] = {s: [] for s in SERVICES}
 
     def _env(self) -> dict[str, str]:
         assert self.registry is not None
         return {
+            **compose_tunables(),
             "STYLE": "cloud",
             "CONSUL_HTTP_ADDR": self.registry.address,
             "ADMIN_TOKEN": self.admin_token,
@@ -69,8 +78,6 @@ class LocalCloud(Target):
         await ensure_steady(self)
 
     async def close(self) -> None:
-        for task in self._restarts:
-            task.cancel()
         if self.registry is not None and self.consul.paused:
             self.registry.resume()
         await super().close()
@@ -90,15 +97,18 @@ class LocalCloud(Target):
                 out["consul"] = registry
         return out
 
+    async def recent_events(self, limit: int = 20) -> list[str]:
+        """What this world records itself: replicas that are not running, with their log's last line."""
+        stopped = [r for s in SERVICES for r in self._live[s] if not r.running]
+        return [f"{r.instance_id} exited {r.exit_code}: {self.sup.log_tail(r, 1).strip()}" for r in stopped][-limit:]
+
     def describe(self) -> TargetDescription:
         return TargetDescription(registry=self.registry.kind if self.registry is not None else "none")
 
     async def crash(self, service: str, index: int) -> str:
         replica = self.replicas(service)[index]
         self.sup.kill(replica)
-        task = asyncio.create_task(self._restart_policy(replica), name=f"restart {replica.instance_id}")
-        self._restarts.add(task)
-        task.add_done_callback(self._restarts.discard)
+        self.background.spawn(self._restart_policy(replica), name=f"restart {replica.instance_id}")
         return replica.instance_id
 
     async def _restart_policy(self, replica: Replica) -> None:
@@ -142,9 +152,7 @@ class LocalCloud(Target):
         self.sup.forget(replica)
 
     async def restore_replicas(self) -> None:
-        for task in list(self._restarts):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.background.wait()
         for service in SERVICES:
             live = self._live[service]
             for replica in [r for r in live if not r.running]:

@@ -44,10 +44,14 @@ async def run(
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
-    except (TimeoutError, asyncio.CancelledError):
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise TargetError(f"{' '.join(argv[:3])}: no answer within {timeout_s:g} s") from None
+    except asyncio.CancelledError:  # the caller was cancelled (Ctrl-C): the tool goes too, the cancel goes on
+        proc.kill()
+        await proc.wait()
+        raise
     if check and proc.returncode != 0:
         raise TargetError(f"{' '.join(argv[:4])} failed: {_last_line(err or out)}")
     return out.decode(errors="replace")

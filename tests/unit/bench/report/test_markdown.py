@@ -11,6 +11,7 @@ from rich.console import Console
 from bench.load import LoadProgress
 from bench.progress import LiveProgress
 from bench.report.markdown import render_markdown, verdict
+from bench.report.model import generator_check, validity_check
 from bench.report.writer import write_report
 from tests.unit.bench.report.support import make_report
 
@@ -60,3 +61,26 @@ def test_live_progress_drives_without_a_terminal() -> None:
         live.end("steady", "platform", repeat=1)
     text = buffer.getvalue()
     assert "steady/cloud#1 done valid" in text and "steady/platform#2 done" in text
+
+
+def test_generator_check_shows_the_rate_and_invalid_runs_are_listed_apart(tmp_path: Path) -> None:
+    report = make_report()
+    scale = report.runs[4]
+    scale.problems.append("scale-out inject failed: no new inventory pod within 30 s of kubectl scale")
+    report.checks[-1:] = [generator_check(report.runs), validity_check(report.runs)]
+    doc = json.loads((write_report(report, tmp_path, plots=False) / "report.json").read_text())
+    md = render_markdown(doc)
+    rate = next(line for line in md.splitlines() if line.startswith("| generator rate within target"))
+    assert rate.endswith("| ✅ |")  # the rate was on target; an invalid run does not turn it red
+    valid = next(line for line in md.splitlines() if line.startswith("| every run valid"))
+    assert "crashed-replica/cloud#0: scale-out inject failed" in valid and valid.endswith("| ❌ |")
+    assert doc["environment"]["loadgen_valid"] is True  # the generator kept up; it is not blamed
+    assert "crashed-replica / cloud: repeat 0: scale-out inject failed" in md
+    assert "fell behind" not in md
+
+
+def test_a_skipped_scenario_says_where_and_why() -> None:
+    why = "skipped on k8s: pausing a shared cluster is not done"
+    skipped = {"platform": why, "hybrid": why}
+    assert verdict({}, skipped) == "Skipped on k8s: pausing a shared cluster is not done."
+    assert verdict({}) == "No verdict: no style ran."
