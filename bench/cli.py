@@ -24,7 +24,7 @@ from bench.report.model import Check
 from bench.scenarios import SCENARIOS
 from bench.suite.options import Options
 from bench.suite.session import run_session
-from bench.targets.factory import STYLES, TARGET_STYLES, plan_targets, prepare_targets
+from bench.targets.factory import STYLES, TARGET_STYLES, VARIANTS, plan_targets, prepare_targets
 from bench.targets.shell import TargetError
 
 PROFILES = {
@@ -76,9 +76,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--styles",
-        type=lambda v: _csv(v, STYLES, "style"),
+        type=lambda v: _csv(v, (*STYLES, *VARIANTS), "style"),
         default=None,
-        help="comma-separated subset of cloud,platform,hybrid (default: every style the targets run)",
+        help="comma-separated subset of cloud,platform,hybrid or the variant hybrid-vip (default: the three styles)",
     )
     parser.add_argument("--rate", type=float, help="requests per second, open loop (default: 200 full, 100 quick)")
     parser.add_argument("--repeats", type=int, help="repeats per scenario and style, styles alternating (default 1)")

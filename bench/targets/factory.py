@@ -24,16 +24,18 @@ from bench.targets.local_cloud import LocalCloud
 from bench.targets.local_kube import LocalKube
 
 STYLES = ("cloud", "platform", "hybrid")
+#: Named variants a run may ask for (`--styles hybrid-vip`) but the default run leaves out.
+VARIANTS = ("hybrid-vip",)
 LOCAL = "local"
 #: Which styles each target can run: compose/ is the cloud style, the chart the platform and hybrid ones.
 TARGET_STYLES: dict[str, tuple[str, ...]] = {
-    LOCAL: STYLES,
+    LOCAL: (*STYLES, *VARIANTS),
     "compose": ("cloud",),
-    "k8s": ("platform", "hybrid"),
+    "k8s": ("platform", "hybrid", "hybrid-vip"),
 }
-# Address blocks (127.0.<block>.x) per style, so the three styles never share an address.
-BLOCKS = {"cloud": 31, "platform": 32, "hybrid": 33}
-VIP_BLOCKS = {"platform": 132, "hybrid": 133}
+# Address blocks (127.0.<block>.x) per style, so the styles never share an address.
+BLOCKS = {"cloud": 31, "platform": 32, "hybrid": 33, "hybrid-vip": 34}
+VIP_BLOCKS = {"platform": 132, "hybrid": 133, "hybrid-vip": 134}
 
 
 def plan_targets(targets: Sequence[str], styles: Sequence[str]) -> dict[str, str]:
@@ -78,7 +80,7 @@ def prepare_targets(plan: Mapping[str, str], replicas: Mapping[str, int] = DEFAU
     """What each target needs before anything starts; raises with a one-line reason when it is missing
     (no tool, no cluster, or a cluster without room for the chart's requests)."""
     targets = set(plan.values())
-    if any(plan.get(style) == LOCAL for style in ("platform", "hybrid")):
+    if any(plan.get(style) == LOCAL for style in ("platform", "hybrid", "hybrid-vip")):
         detect_data_plane()
     if "k8s" in targets:
         print(f"k8s target: kube context {check_cluster()}", file=sys.stderr)
