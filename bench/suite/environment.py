@@ -52,13 +52,9 @@ def environment_for(
         default = "real Consul" if registry == "consul" else "the project Consul stand-in (no consul on PATH)"
         lines.append(f"registry: {cloud.registry_detail or default}")
     if kube is not None and kube.emulation_params:
-        lines += [
-            f"Kubernetes emulation parameters from {kube.emulation_params}",
-            "ConfigMap updates are emulated by replacing the mounted file at once; a real kubelet refreshes "
-            "mounted ConfigMaps only on its sync period plus cache TTL (about a minute)",
-        ]
+        lines.append(f"Kubernetes emulation parameters from {kube.emulation_params}")
     for f in facts.values():
-        lines += list(f.notes)
+        lines += [note for note in f.notes if note not in lines]  # styles on one emulation share its notes
     lines += notes
     return collect_environment(
         target_label(options),

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bench.emulation import KubeCluster, Pod, Replica, Supervisor
+from bench.emulation.calibration import parameter_table
 from bench.emulation.chart import DEFAULT_VALUES
 from bench.emulation.dataplane import DataPlaneKind
 from bench.emulation.timing import TUNED_SYNC_FREQUENCY_S
@@ -139,7 +140,13 @@ class LocalKube(Target):
 
     def describe(self) -> TargetDescription:
         facts = self.kube.describe()
-        return TargetDescription(data_plane=str(facts["data_plane"]), emulation_params=str(facts["params_source"]))
+        params = tuple(
+            f"emulated control plane: {row.name} = {row.value} ({row.models})"
+            for row in parameter_table(self.kube.params)
+        )
+        return TargetDescription(
+            data_plane=str(facts["data_plane"]), emulation_params=str(facts["params_source"]), notes=params
+        )
 
     async def recent_events(self, limit: int = 20) -> list[str]:
         """The emulation's own event log (pods created, probes failed, endpoints removed ...), latest last."""
