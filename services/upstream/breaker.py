@@ -68,16 +68,27 @@ class _ClockedStorage(pybreaker.CircuitMemoryStorage):  # type: ignore[misc]
         self._opened_clock = self._clock()
 
 
+class _ClosedFlag(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
+    """Mirrors "state is closed" into a plain attribute, so the hot path skips pybreaker's state lookups."""
+
+    def __init__(self, breaker: AsyncBreaker) -> None:
+        self.breaker = breaker
+
+    def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+        self.breaker.closed = new_state.name == pybreaker.STATE_CLOSED
+
+
 class AsyncBreaker:
     def __init__(
         self, upstream: str, instance: str, fail_max: int, reset_s: float, clock: Clock = time.monotonic
     ) -> None:
         self.clock = clock
+        self.closed = True  # kept equal to `cb.current_state == closed` by the `_ClosedFlag` listener
         self.cb = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_s,
             exclude=[_is_cancellation],
-            listeners=[_GaugeListener(upstream, instance)],
+            listeners=[_GaugeListener(upstream, instance), _ClosedFlag(self)],
             throw_new_error_on_trip=False,
             name=f"{upstream}/{instance}",
             state_storage=_ClockedStorage(clock),
@@ -90,6 +101,8 @@ class AsyncBreaker:
 
     def admits(self) -> bool:
         """Whether a call would be let through now, without changing any state (used by the balancer)."""
+        if self.closed:
+            return True
         state = self.cb.current_state
         if state == pybreaker.STATE_OPEN:
             opened_at = self.cb._state_storage.opened_at
@@ -103,12 +116,12 @@ class AsyncBreaker:
     ) -> T:
         """`await func(*args)` under pybreaker; `failed(result, seconds)` may judge a returned result a failure
         (counted by pybreaker, yet still returned to the caller)."""
-        if self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
+        if not self.closed and self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
             raise pybreaker.CircuitBreakerError("half-open trial already in flight")
         start = self.clock()
         try:
             with self.cb.calling():  # raises CircuitBreakerError when open
-                trial = self.cb.current_state == pybreaker.STATE_HALF_OPEN
+                trial = not self.closed and self.cb.current_state == pybreaker.STATE_HALF_OPEN
                 if trial:
                     self._trial_in_flight = True
                 try:
@@ -202,7 +215,7 @@ class BreakerPolicy:
     async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
         assert request.instance is not None
         breaker = self.registry.get(request.instance.id)
-        request.breaker_state = breaker.state
+        request.breaker_state = pybreaker.STATE_CLOSED if breaker.closed else breaker.state
         try:
             return await breaker.call(call_next, request, failed=self._failed)
         except pybreaker.CircuitBreakerError as exc:
