@@ -24,11 +24,14 @@ Definitions used around a fault window ``[fault_start, fault_end)``:
   ``b`` where its share of traffic is at least ``fraction`` of the fair share ``1/n`` both in ``b`` itself
   and pooled over ``[b, b + sustain_s)``; ``None`` if that never happens. Requiring ``b`` itself keeps
   the pooled window from crediting the replica before traffic actually reached it; pooling the rest keeps
-  one noisy bin from postponing the answer.
+  one noisy bin from postponing the answer. ``fair_share_after`` is the same question on the observer's
+  timestamped counter samples, measured to the END of the first qualifying interval (never negative).
+- The figures inside the fault window and the error-and-latency verdicts are in ``bench.report.fault_window``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -132,7 +135,7 @@ def thresholds_from_baseline(
     return Thresholds(err_rate=max(err_floor, base.err_rate * err_factor), p99_ms=p99)
 
 
-def _bin_unhealthy(b: Bin, thr: Thresholds) -> bool:
+def bin_unhealthy(b: Bin, thr: Thresholds) -> bool:
     if b.count and b.error_rate > thr.err_rate + _EPS:
         return True
     if thr.p99_ms is not None:
@@ -150,18 +153,18 @@ def _window_healthy(window: Sequence[Bin], thr: Thresholds) -> bool:
     return p99 is None or p99 <= thr.p99_ms
 
 
-def _sustain_bins(bin_s: float, sustain_s: float) -> int:
+def sustain_bins(bin_s: float, sustain_s: float) -> int:
     return max(1, math.ceil(sustain_s / bin_s - _EPS))
 
 
 def _impact_index(bins: Sequence[Bin], bin_s: float, fault_start: float, thr: Thresholds) -> int | None:
     for i, b in enumerate(bins):
-        if b.start_s + bin_s > fault_start + _EPS and _bin_unhealthy(b, thr):
+        if b.start_s + bin_s > fault_start + _EPS and bin_unhealthy(b, thr):
             return i
     return None
 
 
-def _first_healthy_window(bins: Sequence[Bin], after: int, n: int, thr: Thresholds) -> int | None:
+def first_healthy_window(bins: Sequence[Bin], after: int, n: int, thr: Thresholds) -> int | None:
     for i in range(after + 1, len(bins) - n + 1):
         if _window_healthy(bins[i : i + n], thr):
             return i
@@ -176,7 +179,7 @@ def recovery_s(
     impact = _impact_index(bins, bin_s, fault_start, thr)
     if impact is None:
         return 0.0
-    found = _first_healthy_window(bins, impact, _sustain_bins(bin_s, sustain_s), thr)
+    found = first_healthy_window(bins, impact, sustain_bins(bin_s, sustain_s), thr)
     return None if found is None else max(0.0, bins[found].start_s - fault_start)
 
 
@@ -190,13 +193,13 @@ def episode(
 ) -> EpisodeTimes:
     """All timings of one fault episode at once (definitions in the module docstring)."""
     bins = sorted(bins, key=lambda b: b.start_s)
-    n = _sustain_bins(bin_s, sustain_s)
+    n = sustain_bins(bin_s, sustain_s)
     impact = _impact_index(bins, bin_s, fault_start, thr)
     errors_only = Thresholds(err_rate=thr.err_rate)
     errors_stop = recovery_s(bins, bin_s, fault_start, errors_only, sustain_s)
     if impact is None:
         return EpisodeTimes(impact_s=None, detect_s=0.0, errors_stop_s=errors_stop, recovery_s=0.0)
-    found = _first_healthy_window(bins, impact, n, thr)
+    found = first_healthy_window(bins, impact, n, thr)
     recovery = None if found is None else max(0.0, bins[found].start_s - fault_start)
     detect: float | None = None
     if recovery is not None:
@@ -260,7 +263,7 @@ def fair_share_s(
     deltas of the services' per-replica counters, or the X-Instance-Id counts of the load bins). ``n``
     defaults to the instances seen from the first candidate bin on, the new one included.
     """
-    n_window = _sustain_bins(bin_s, sustain_s)
+    n_window = sustain_bins(bin_s, sustain_s)
     first = next(
         (k for k in range(len(per_bin_counts)) if origin_s + (k + 1) * bin_s > healthy_at_s + _EPS),
         None,
@@ -276,6 +279,40 @@ def fair_share_s(
             continue
         if _share_of(per_bin_counts[k : k + n_window], instance) >= target - _EPS:
             return max(0.0, origin_s + k * bin_s - healthy_at_s)
+    return None
+
+
+def fair_share_after(
+    samples: Sequence[tuple[float, Mapping[str, float]]],
+    instance: str,
+    healthy_at: float,
+    *,
+    fraction: float = 0.8,
+    sustain_s: float = 1.0,
+) -> float | None:
+    """Health -> end of the first sampling interval from which ``instance`` has >= ``fraction`` of 1/n, sustained.
+
+    ``samples`` are (time, cumulative request counters per instance), times on the clock of ``healthy_at``.
+    Only intervals that start at or after ``healthy_at`` count, each on its real timestamps (reading every
+    replica's counters takes time, so intervals are longer than the nominal period): the answer is >= 0 by
+    construction, with the sampling interval as its resolution. The interval itself and the intervals that
+    start within ``sustain_s`` of it, pooled, must both reach the target; ``None`` if that never happens.
+    """
+    deltas = [
+        (t_a, t_b, {k: b.get(k, 0.0) - a.get(k, 0.0) for k in b})
+        for (t_a, a), (t_b, b) in itertools.pairwise(samples)
+        if t_a >= healthy_at - _EPS
+    ]
+    if not deltas:
+        return None
+    seen = {i for _, _, counts in deltas for i, v in counts.items() if v > 0}
+    target = fraction / len(seen | {instance})
+    for k, (t_a, t_b, counts) in enumerate(deltas):
+        window = [c for start, _, c in deltas[k:] if start < t_a + sustain_s - _EPS]
+        if deltas[-1][1] < t_a + sustain_s - _EPS:
+            return None  # the rest of the series is shorter than one sustained window
+        if _share_of([counts], instance) >= target - _EPS and _share_of(window, instance) >= target - _EPS:
+            return t_b - healthy_at
     return None
 
 

@@ -68,19 +68,33 @@ def block_environment(doc: Mapping[str, Any]) -> str:
         ("cgroup limits", f"{'on' if env['cgroups'] else 'off'} ({env.get('cgroups_detail', '')})"),
         ("machine", f"{env['machine']}, {env['cpu_count']} CPUs, {env['python']}"),
         ("load", f"{options.get('rate')} req/s open loop, replicas {options.get('replicas')}"),
+        ("repeats", fmt.repeats_line(doc)),
     ]
     lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     return "\n".join(lines) + "\n"
 
 
+#: What one scenario x style cell of a results table shows, in order.
+RESULT_COLUMNS = "errors / errors in fault window / p99 / routed around / after lift"
+
+
 def _result_cell(entry: Mapping[str, Any] | None) -> str:
-    """errors / p99 / recovered of one scenario x style entry ("-" when it did not run)."""
+    """The figures of ``RESULT_COLUMNS`` for one entry, medians of its repeats ("-" when it did not run).
+
+    A report from before the in-window figures existed shows "n/a" for them; a scenario without a fault "-".
+    """
     if entry is None:
         return "-"
     if not entry.get("valid", True):
         return "invalid run"
-    recovered = fmt.secs(entry.get("recovery_s")) if entry.get("fault") else "-"
-    return f"{fmt.pct(entry['error_rate'])} / {fmt.ms(entry['p99_ms'])} / {recovered}"
+    errors = fmt.over_repeats(entry, "error_rate", fmt.pct)
+    p99 = fmt.over_repeats(entry, "p99_ms", fmt.ms)
+    if not entry.get("fault"):
+        return f"{errors} / - / {p99} / - / -"
+    in_window = fmt.over_repeats(entry, "fault_error_rate", fmt.pct)
+    routed = fmt.over_repeats(entry, "routed_around_s", fmt.secs, fmt.never_lifted(entry))
+    after = fmt.over_repeats(entry, "recovered_after_lift_s", fmt.secs)
+    return f"{errors} / {in_window} / {p99} / {routed} / {after}"
 
 
 def _extra_secs(doc: Mapping[str, Any], scenario: str, style: str, key: str) -> str:
@@ -90,7 +104,7 @@ def _extra_secs(doc: Mapping[str, Any], scenario: str, style: str, key: str) -> 
 
 def block_results(doc: Mapping[str, Any]) -> str:
     styles = _styles(doc)
-    head = "| scenario | " + " | ".join(f"{s}: errors / p99 / recovered" for s in styles) + " |"
+    head = "| scenario | " + " | ".join(f"{s}: {RESULT_COLUMNS}" for s in styles) + " |"
     lines = [head, "|---" * (len(styles) + 1) + "|"]
     for name, entries in doc["scenarios"].items():
         cells = [_result_cell(entries.get(style)) for style in styles]
@@ -143,7 +157,7 @@ def block_compose_vs_local(docs: Mapping[str, Mapping[str, Any]]) -> str:
     """The cloud style measured twice: processes on loopback (local) and the real compose stack."""
     local, compose = docs["local"], docs["compose"]
     lines = [
-        "| cloud style | local: errors / p99 / recovered | compose: errors / p99 / recovered |",
+        f"| cloud style | local: {RESULT_COLUMNS} | compose: {RESULT_COLUMNS} |",
         "|---|---|---|",
     ]
     for name in compose["scenarios"]:

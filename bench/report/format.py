@@ -10,6 +10,7 @@ as 0 ms.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 NOT_AVAILABLE = "n/a"
@@ -59,3 +60,40 @@ def share(value: float) -> str:
 def cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return text.replace("|", "\\|")
+
+
+def over_repeats(entry: Mapping[str, Any], key: str, show: Callable[[Any], str], never: str = "never") -> str:
+    """A figure of a report entry as the median of its repeats with "(min to max)" when there are several.
+
+    ``never`` is the text for a ``null`` median (a time that did not happen); a key the entry lacks (a report
+    from before the figure existed) shows as "n/a".
+    """
+    if key not in entry:
+        return NOT_AVAILABLE
+    spread = entry.get("spread", {}).get(key)
+    value = entry[key]
+    if spread and not spread.get("missing") and value is not None:
+        value = spread["median"]
+    text = never if value is None else show(value)
+    if not spread or spread["n"] + spread.get("missing", 0) < 2:
+        return text
+    missing = f", {never} in {spread['missing']}" if spread.get("missing") else ""
+    return f"{text} ({show(spread['min'])} to {show(spread['max'])}{missing})"
+
+
+def never_lifted(entry: Mapping[str, Any]) -> str:
+    """ "Never routed around" with how long the fault lasted, e.g. "never (fault lifted at 8 s)"."""
+    fault = entry.get("fault") or {}
+    if fault.get("end_s") is None:
+        return "never (fault never lifted)"
+    return f"never (fault lifted at {float(fault['end_s']) - float(fault['start_s']):.0f} s)"
+
+
+def repeats_line(doc: Mapping[str, Any]) -> str:
+    """How many runs every figure is made of: "1 run, no spread" or "N repeats: medians with min to max"."""
+    counts = {int(e.get("repeats", 0)) for entries in doc.get("scenarios", {}).values() for e in entries.values()}
+    counts.discard(0)
+    most = max(counts, default=int(doc.get("options", {}).get("repeats", 1) or 1))
+    if most <= 1:
+        return "1 run, no spread"
+    return f"{most} repeats per scenario and style (alternating styles ABAB): medians with min to max"

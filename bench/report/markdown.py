@@ -38,12 +38,28 @@ def _resources(resources: Mapping[str, Mapping[str, float]]) -> str:
     return "<br>".join(f"{c}: {r['cpu_s']:.1f} s, {r['peak_rss_mb']:.0f} MB" for c, r in sorted(resources.items()))
 
 
-def _spread(spread: Mapping[str, Any] | None, unit: str) -> str:
-    if not spread or spread.get("n", 0) < 2:
-        return "-"
-    scale = 100.0 if unit == "%" else 1.0
-    low, middle, high = (fmt.num(float(spread[key]) * scale) for key in ("min", "median", "max"))
-    return f"{low} / {middle} / {high} {unit}"
+def _health(entry: Mapping[str, Any]) -> str:
+    """The thresholds and windows behind the fault figures of one entry."""
+    w = entry.get("windows")
+    if not w:
+        return fmt.NOT_AVAILABLE
+    base = w.get("baseline_s")
+    since = "" if not base else f"; baseline {base[0]:g} to {base[1]:.1f} s"
+    return (
+        f"errors <= {fmt.pct(w.get('err_threshold'))} and p99 <= {fmt.ms(w.get('p99_threshold_ms'))} "
+        f"over {w['sustain_s']:g} s of {w['bin_s'] * 1000:.0f} ms bins{since}"
+    )
+
+
+def _windows_line(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Which bins, windows and sampling intervals the scenario's figures were measured over."""
+    w = next(e["windows"] for e in entries.values() if e.get("windows"))
+    period = w.get("observe_period_s")
+    observed = "not sampled" if period is None else f"sampled every {period * 1000:.0f} ms"
+    return (
+        f"Windows: {w['bin_s'] * 1000:.0f} ms bins by intended send time, healthy = {w['sustain_s']:g} s of bins "
+        f"within the thresholds, series rows {w.get('series_s', 1.0):g} s; control plane {observed}."
+    )
 
 
 def _rank(value: float | None) -> float:
@@ -108,30 +124,30 @@ def _scenario_table(styles: Sequence[str], entries: Mapping[str, Mapping[str, An
     has_fault = any(entries[s].get("fault") is not None for s in cols)
     rows: list[tuple[str, Any]] = [
         ("requests", lambda e: f"{e['requests']}"),
-        ("errors", lambda e: f"{e['errors']} ({fmt.pct(e['error_rate'])})"),
+        ("errors", lambda e: f"{e['errors']} (all repeats)"),
+        ("error rate", lambda e: fmt.over_repeats(e, "error_rate", fmt.pct)),
         ("errors by class", lambda e: _top_classes(e.get("errors_by_class", {}))),
-        ("p50", lambda e: fmt.ms(e.get("p50_ms"))),
-        ("p90", lambda e: fmt.ms(e.get("p90_ms"))),
-        ("p99", lambda e: fmt.ms(e.get("p99_ms"))),
-        ("p99.9", lambda e: fmt.ms(e.get("p999_ms"))),
-        ("max", lambda e: fmt.ms(e.get("max_ms"))),
+        ("p50", lambda e: fmt.over_repeats(e, "p50_ms", fmt.ms)),
+        ("p90", lambda e: fmt.over_repeats(e, "p90_ms", fmt.ms)),
+        ("p99", lambda e: fmt.over_repeats(e, "p99_ms", fmt.ms)),
+        ("p99.9", lambda e: fmt.over_repeats(e, "p999_ms", fmt.ms)),
+        ("max", lambda e: fmt.over_repeats(e, "max_ms", fmt.ms)),
     ]
     if has_fault:
         rows += [
-            ("impact after", lambda e: "none" if e.get("impact_s") is None else fmt.secs(e["impact_s"])),
-            (
-                "routed around the fault after",
-                lambda e: "not while active" if e.get("detect_s") is None else fmt.secs(e["detect_s"]),
-            ),
-            ("errors stop after", lambda e: fmt.secs(e.get("errors_stop_s"))),
-            ("recovered after", lambda e: fmt.secs(e.get("recovery_s"))),
+            ("errors in fault window", lambda e: fmt.over_repeats(e, "fault_error_rate", fmt.pct)),
+            ("p99 in fault window", lambda e: fmt.over_repeats(e, "fault_p99_ms", fmt.ms)),
+            ("routing changed after", lambda e: fmt.over_repeats(e, "detected_s", fmt.secs, "not observed")),
+            ("routed around after", lambda e: fmt.over_repeats(e, "routed_around_s", fmt.secs, fmt.never_lifted(e))),
+            ("healthy after the lift", lambda e: fmt.over_repeats(e, "recovered_after_lift_s", fmt.secs)),
+            ("healthy means", _health),
+            ("impact after (errors only)", lambda e: "none" if e.get("impact_s") is None else fmt.secs(e["impact_s"])),
+            ("errors stop after", lambda e: fmt.over_repeats(e, "errors_stop_s", fmt.secs)),
         ]
     rows += [
         ("duplicate orders", lambda e: f"{e.get('duplicates', 0)}"),
         ("replica share", lambda e: _shares(e.get("replica_share", {}))),
         ("CPU / peak RSS", lambda e: _resources(e.get("resources", {}))),
-        ("p99 across repeats (min / median / max)", lambda e: _spread(e.get("spread", {}).get("p99_ms"), "ms")),
-        ("error rate across repeats", lambda e: _spread(e.get("spread", {}).get("error_rate"), "%")),
         (
             "generator",
             lambda e: (
@@ -197,6 +213,7 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
     out.append(f"| python | {env.get('python', '')} |")
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items()))
     out.append(f"| versions | {versions} |")
+    out.append(f"| repeats | {fmt.repeats_line(doc)} |")
     out.append(f"| load generator | {'valid in every run' if env.get('loadgen_valid', True) else '**fell behind**'} |")
     if env.get("partial"):
         out.append("| partial | **yes: interrupted, only the finished runs are reported** |")
@@ -219,6 +236,8 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
             end = "end of run" if fault.get("end_s") is None else fmt.secs(fault["end_s"])
             label = f" ({fault['label']})" if fault.get("label") else ""
             out += [f"Fault{label}: {fmt.secs(fault['start_s'])} → {end}.", ""]
+        if any(e.get("windows") for e in entries.values()):
+            out += [_windows_line(entries), ""]
         out += _scenario_table(styles, entries)
         for style, entry in entries.items():
             if entry.get("failed_events"):

@@ -32,6 +32,13 @@ it into files (``bench.report.document`` reads and writes the JSON). ``report.js
             "fault": {"start_s", "end_s", "label"} | null,
             "impact_s", "detect_s", "errors_stop_s", "recovery_s": float | null,  # median of repeats,
                                                                                    # null = never
+                                                  # (errors-only for most scenarios: kept for old readers)
+            "detected_s", "routed_around_s": float | null,   # from fault start: routing changed / healthy
+                                                  # (errors AND p99) again while the fault was active
+            "recovered_after_lift_s": float | null,           # from fault end until healthy; null = never
+            "fault_error_rate", "fault_p99_ms": float | null, # inside [fault start, fault end), median
+            "windows": {"bin_s", "sustain_s", "series_s", "baseline_s": [from, to] | null,
+                        "observe_period_s": float | null, "p99_threshold_ms", "err_threshold"},
             "duplicates": int,
             "replica_share": {"<service>": {"<instance>": share 0..1}},
             "replica_share_max_over_fair": {"<service>": float},
@@ -41,7 +48,7 @@ it into files (``bench.report.document`` reads and writes the JSON). ``report.js
             "resources": {"<component>": {"cpu_s": mean of repeats, "peak_rss_mb": max of repeats}},
                                                      # "loadgen" is filled from the generator itself
             "extra": {"<metric>": median of repeats},
-            "spread": {"<figure>": {"n", "min", "median", "max", "mean", "stdev", "missing"}},
+            "spread": {"<figure>": {"n", "min", "median", "max", "mean", "stdev", "missing"}},  # per repeat
             "series": [[{"t", "requests", "ok", "errors", "errors_by_class", "error_rate", "p50_ms",
                          "p99_ms"}, ...] per repeat],         # by intended send time, 1 s rows
             "notes": [str]
@@ -70,7 +77,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.load import LoadResult
-from bench.report import analysis
+from bench.report import analysis, fault_window
 
 SCHEMA = 1
 KEY_LIBRARIES = (
@@ -139,6 +146,8 @@ class RunResult:
     sustain_s: float = 1.0
     #: Why the run is invalid beyond the generator's own self-check (a scenario action that failed, ...).
     problems: list[str] = field(default_factory=list)
+    #: How often the observer sampled the control plane (None: it sampled nothing in this scenario).
+    observe_period_s: float | None = None
 
     @property
     def valid(self) -> bool:
@@ -176,6 +185,20 @@ class RunResult:
             self.fault.end_s,
             self.health_thresholds(),
             self.sustain_s,
+        )
+
+    def fault_figures(self) -> fault_window.FaultFigures | None:
+        """In-window figures judged on errors AND latency (``bench.report.fault_window``)."""
+        if self.fault is None:
+            return None
+        return fault_window.fault_figures(
+            self.load.bins,
+            self.load.bin_s,
+            self.fault.start_s,
+            self.fault.end_s,
+            baseline_skip_s=self.baseline_skip_s,
+            sustain_s=self.sustain_s,
+            removed_s=self.extra.get("removed_s"),
         )
 
 

@@ -9,11 +9,13 @@ The document's layout is described in ``bench.report.model``.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bench.load import hist_ms, merge_histograms, resample
 from bench.report import analysis
+from bench.report.fault_window import FaultFigures
 from bench.report.model import SCHEMA, ComponentUsage, Report, RunResult, with_failures
 
 
@@ -75,14 +77,21 @@ def summarise(runs: Sequence[RunResult], series_width_s: float = 1.0) -> dict[st
     def timing(name: str) -> float | None:
         return analysis.median_or_none(getattr(e, name) for e in episodes if e is not None)
 
+    figures = [f for r in runs if (f := r.fault_figures()) is not None]
     per_repeat: dict[str, list[float | None]] = {
         "p50_ms": [load.latency_ms(50) for load in loads],
+        "p90_ms": [load.latency_ms(90) for load in loads],
         "p99_ms": [load.latency_ms(99) for load in loads],
+        "p999_ms": [load.latency_ms(99.9) for load in loads],
+        "max_ms": [load.latency_ms(100) for load in loads],
         "error_rate": [load.error_rate for load in loads],
     }
     if any(e is not None for e in episodes):
-        per_repeat["recovery_s"] = [e.recovery_s for e in episodes if e is not None]
-        per_repeat["errors_stop_s"] = [e.errors_stop_s for e in episodes if e is not None]
+        for name in ("impact_s", "detect_s", "recovery_s", "errors_stop_s"):
+            per_repeat[name] = [getattr(e, name) for e in episodes if e is not None]
+    for name in FAULT_FIGURES:
+        if figures:
+            per_repeat[name] = [getattr(f, name) for f in figures]
     extra_keys = sorted({k for r in runs for k in r.extra})
     for key in extra_keys:
         per_repeat[key] = [r.extra.get(key) for r in runs]
@@ -111,6 +120,8 @@ def summarise(runs: Sequence[RunResult], series_width_s: float = 1.0) -> dict[st
         "detect_s": timing("detect_s"),
         "errors_stop_s": timing("errors_stop_s"),
         "recovery_s": timing("recovery_s"),
+        **{name: _median_of(figures, name) for name in FAULT_FIGURES},
+        "windows": _windows(runs, figures, series_width_s),
         "duplicates": sum(load.duplicates for load in loads),
         "replica_share": share,
         "replica_share_max_over_fair": {s: analysis.max_over_fair(v) for s, v in share.items()},
@@ -137,6 +148,35 @@ def summarise(runs: Sequence[RunResult], series_width_s: float = 1.0) -> dict[st
         "spread": spreads,
         "series": [series_rows(r, series_width_s) for r in runs],
         "notes": [n for r in runs for n in r.notes],
+    }
+
+
+#: The in-window figures of ``bench.report.fault_window``, each the median of the repeats in report.json.
+FAULT_FIGURES = ("detected_s", "routed_around_s", "recovered_after_lift_s", "fault_error_rate", "fault_p99_ms")
+#: Times where None means "never": ranked as +inf for the median, so most repeats never => never.
+_NEVER_IS_WORST = {"routed_around_s", "recovered_after_lift_s"}
+
+
+def _median_of(figures: Sequence[FaultFigures], name: str) -> float | None:
+    values = [getattr(f, name) for f in figures]
+    if name in _NEVER_IS_WORST:
+        return analysis.median_or_none(values)
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _windows(runs: Sequence[RunResult], figures: Sequence[FaultFigures], series_width_s: float) -> dict[str, Any]:
+    """Every window and sampling interval the entry's figures depend on, stated next to them."""
+    first = runs[0]
+    fault = first.fault
+    return {
+        "bin_s": first.load.bin_s,
+        "sustain_s": first.sustain_s,
+        "series_s": series_width_s,
+        "baseline_s": None if fault is None else [first.baseline_skip_s, round(fault.start_s, 3)],
+        "observe_period_s": first.observe_period_s,
+        "p99_threshold_ms": _median_of(figures, "p99_threshold_ms"),
+        "err_threshold": _median_of(figures, "err_threshold"),
     }
 
 

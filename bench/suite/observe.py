@@ -83,15 +83,16 @@ async def config_applied_s(
 
 
 def fair_share_s(obs: Observation, instance: str) -> float | None:
-    """From the new replica first routable to it getting >= 80 % of a fair share (sampled counters)."""
+    """From the new replica passing its health check (first seen routable: Consul passing, or its endpoint
+    ready) to the end of the first counter interval giving it >= 80 % of a fair share, sustained 1 s.
+
+    The counter intervals are taken on their real timestamps (about every ``period_s``, longer when reading
+    the counters is slow) and only from the health instant on, so the figure cannot be negative or clamped.
+    """
     healthy_at = obs.first_time(0, lambda view: instance in view)
-    if healthy_at is None or len(obs.counts) < 3:
+    if healthy_at is None:
         return None
-    per_bin = []
-    for (_, a), (_, b) in zip(obs.counts, obs.counts[1:], strict=False):
-        per_bin.append({k: b.get(k, 0.0) - a.get(k, 0.0) for k in b})
-    start = obs.counts[0][0]
-    return analysis.fair_share_s(per_bin, obs.period_s, instance, healthy_at - start)
+    return analysis.fair_share_after(obs.counts, instance, healthy_at)
 
 
 def control_plane_times(

@@ -187,6 +187,7 @@ class Runner:
             resources=_usage_delta(usage_before, usage_after),
             extra=extra,
             problems=problems,
+            observe_period_s=obs.period_s if scenario.measure.samples_routing else None,
         )
         if scenario.latency_fault and fault is not None:
             run.thresholds = _latency_thresholds(run)

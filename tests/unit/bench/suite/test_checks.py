@@ -1,0 +1,98 @@
+"""Every check of the suite on one input that passes it and one that FAILS it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bench.emulation import ControlPlaneTiming, KubeParams, ProbeSpec
+from bench.load import new_histogram, record_us
+from bench.report.model import Check, FaultWindow, RunResult
+from bench.suite.checks import (
+    co_delta_ms,
+    hung_check,
+    hung_removal_bound_s,
+    loadgen_check,
+    scenario_checks,
+    slow_check,
+)
+from bench.suite.observe import Observation, fair_share_s
+from tests.unit.bench.report.support import synthetic_load
+
+PARAMS = KubeParams.from_values()
+FAULT = FaultWindow(start_s=2.0, end_s=4.0)
+
+
+def run(scenario: str, style: str = "cloud", **kw: object) -> RunResult:
+    load = kw.pop("load", None) or synthetic_load()
+    return RunResult(scenario, style, 0, load, **kw)  # type: ignore[arg-type]
+
+
+def by_name(checks: list[Check], prefix: str) -> Check:
+    return next(c for c in checks if c.name.startswith(prefix))
+
+
+def test_loadgen_check_passes_a_clean_generator_and_fails_a_flagged_one() -> None:
+    assert loadgen_check([run("steady")]).passed
+    flagged = synthetic_load(invalid=["send lag p99 80.0 ms > 50 ms"])
+    check = loadgen_check([run("steady"), run("steady", load=flagged)])
+    assert not check.passed and "send lag p99 80.0 ms" in check.detail
+
+
+def test_loadgen_check_fails_when_the_generators_lag_inflates_the_p99() -> None:
+    load = synthetic_load(latency_us=100_000)
+    early = new_histogram()
+    record_us(early, 4_000)
+    lagging = dataclasses.replace(load, service_time=early)
+    assert co_delta_ms(lagging) > 50
+    assert not loadgen_check([run("steady", load=lagging)]).passed
+    assert not loadgen_check([]).passed
+
+
+def test_hung_bound_comes_from_probe_semantics_and_documented_defaults() -> None:
+    probe = ProbeSpec(kind="readiness", path="/health/ready", period_s=1.0, timeout_s=0.5, failure_threshold=3)
+    t = ControlPlaneTiming()
+    expected = 3.0 + 0.5 + t.status_patch_s + t.slice_delay_s() + 1.0 + 0.1
+    assert hung_removal_bound_s(probe) == pytest.approx(expected)
+
+
+def test_hung_check_passes_within_the_bound_and_fails_beyond_it_or_never() -> None:
+    bound = hung_removal_bound_s(PARAMS.service("inventory").readiness)
+    assert hung_check([run("hung-replica", "platform", extra={"removed_s": bound - 0.5})], PARAMS).passed
+    assert not hung_check([run("hung-replica", "platform", extra={"removed_s": bound + 0.5})], PARAMS).passed
+    never = hung_check([run("hung-replica", "platform", extra={"removed_s": None})], PARAMS)
+    assert not never.passed and "never removed" in never.detail
+
+
+def _slow(latency_us: int) -> RunResult:
+    load = synthetic_load(latency_us=4_000)
+    for b in load.bins[20:40]:
+        b.latencies_us = [latency_us] * len(b.latencies_us)
+    return run("slow-replica", fault=FAULT, load=load)
+
+
+def test_slow_check_uses_the_p99_inside_the_fault_window() -> None:
+    steady = [run("steady")]
+    assert slow_check([_slow(5_000)], steady, "cloud").passed
+    failed = slow_check([_slow(40_000)], steady, "cloud")
+    assert not failed.passed and failed.measured == pytest.approx(40.0 / 4.19, rel=0.01)
+
+
+def test_scale_out_and_crash_checks_pass_and_fail() -> None:
+    good = [run("scale-out", extra={"fair_share_s": 0.8}), run("crashed-replica", fault=FAULT)]
+    checks = scenario_checks(good, PARAMS)
+    assert by_name(checks, "scale-out").passed and by_name(checks, "crashed-replica: cloud errors").passed
+    bad_crash = run("crashed-replica", fault=FAULT, load=synthetic_load(error_bins=range(20, 40)))
+    checks = scenario_checks([run("scale-out", extra={"fair_share_s": None}), bad_crash], PARAMS)
+    assert not by_name(checks, "scale-out").passed
+    assert not by_name(checks, "crashed-replica: cloud errors").passed
+    assert not by_name(checks, "crashed-replica: cloud error rate").passed
+
+
+def test_fair_share_starts_when_the_replica_is_routable_not_before() -> None:
+    obs = Observation(period_s=0.2, views=[(10.0, {"a"}), (10.5, {"a", "d"})])
+    obs.counts = [(10.0 + 0.2 * i, {"a": 10.0 * i, "d": 10.0 * max(0, i - 4)}) for i in range(20)]
+    assert fair_share_s(obs, "d") == pytest.approx(0.5)  # interval 0.8..1.0 is d's first, measured from 10.5
+    obs.counts = [(t, {**c, "d": 0.0}) for t, c in obs.counts]
+    assert fair_share_s(obs, "d") is None
