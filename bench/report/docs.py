@@ -27,6 +27,7 @@ from typing import Any
 from bench.paths import ROOT
 from bench.report import document
 from bench.report import format as fmt
+from bench.report.calibration_doc import block_calibration
 
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
@@ -181,6 +182,7 @@ BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "control-plane": block_control_plane,
     "shares": block_shares,
     "checks": block_checks,
+    "calibration": block_calibration,
 }
 #: Blocks that compare reference reports, given every reference by name.
 MULTI_BLOCKS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], str]] = {

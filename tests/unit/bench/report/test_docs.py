@@ -66,3 +66,14 @@ def test_render_rewrites_only_between_markers() -> None:
     assert out.endswith("\n") and docs.render(out, {"local": doc, "compose": compose}) == out
     with pytest.raises(KeyError):
         docs.render("<!-- measured:nonsense -->\n<!-- /measured -->", {"local": doc})
+
+
+def test_calibration_block_flags_a_figure_outside_the_tolerance() -> None:
+    from bench.report.calibration_doc import block_calibration
+
+    far = {"scenarios": {"hung-replica": {"platform": {"extra": {"removed_s": 9.0}}}}}
+    near = {"scenarios": {"hung-replica": {"platform": {"extra": {"removed_s": 4.0}}}}}
+    row = next(line for line in block_calibration(far).splitlines() if line.startswith("| hung pod out of rotation"))
+    assert row.endswith("9.00 s (**outside**) |")
+    row = next(line for line in block_calibration(near).splitlines() if line.startswith("| hung pod out of rotation"))
+    assert row.endswith("4.00 s (within) |")
