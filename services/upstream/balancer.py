@@ -66,6 +66,9 @@ class PowerOfTwo:
         if count == 0:
             return None
         now = self.book.clock()
+        if count == 1:
+            only = instances[0]
+            return only if usable is None or usable(only.id) else None
         if count > 1:
             # Two distinct random endpoints; a few draws find eligible ones without scanning the list.
             for _ in range(3):

@@ -116,12 +116,14 @@ class AsyncBreaker:
     ) -> T:
         """`await func(*args)` under pybreaker; `failed(result, seconds)` may judge a returned result a failure
         (counted by pybreaker, yet still returned to the caller)."""
-        if not self.closed and self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
+        if self.closed:
+            return await self._call_closed(func, args, failed)
+        if self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
             raise pybreaker.CircuitBreakerError("half-open trial already in flight")
         start = self.clock()
         try:
             with self.cb.calling():  # raises CircuitBreakerError when open
-                trial = not self.closed and self.cb.current_state == pybreaker.STATE_HALF_OPEN
+                trial = self.cb.current_state == pybreaker.STATE_HALF_OPEN
                 if trial:
                     self._trial_in_flight = True
                 try:
@@ -134,6 +136,32 @@ class AsyncBreaker:
                         self._trial_in_flight = False
         except _CountedFailure as counted:
             return counted.result  # type: ignore[return-value]
+
+    async def _call_closed(
+        self, func: Callable[..., Awaitable[T]], args: tuple[Any, ...], failed: Callable[[T, float], bool] | None
+    ) -> T:
+        """The hot path: pybreaker's closed state admits every call and, on success, only resets its failure
+        count, so a success skips pybreaker's lock and generator; every failure still goes through pybreaker."""
+        start = self.clock()
+        try:
+            result = await func(*args)
+        except BaseException as exc:
+            if not _is_cancellation(exc):
+                self._count_failure(exc)
+            raise
+        if failed is not None and failed(result, self.clock() - start):
+            self._count_failure(_CountedFailure(result))
+        elif self.cb.fail_counter:
+            self.cb._state_storage.reset_counter()
+        return result
+
+    def _count_failure(self, exc: BaseException) -> None:
+        """Hand one failure to pybreaker's state machine (which may open the breaker), swallowing the re-raise."""
+        try:
+            with self.cb.calling():
+                raise exc
+        except (type(exc), pybreaker.CircuitBreakerError):
+            pass
 
 
 class _CountedFailure(Exception):
