@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.load import schedule
+
 KINDS = ("product", "products", "order")
 # p-013 is sold out in the seeded catalogue: ordering it is a correct 409, not a failure of the architecture.
 DEFAULT_PRODUCT_IDS = tuple(f"p-{n:03d}" for n in range(1, 21) if n != 13)
@@ -44,6 +46,8 @@ class LoadConfig:
     max_lag_limit_s: float = 1.0
     cpu_limit: float = 0.9
     progress_interval_s: float = 0.5
+    #: (seconds from the start, rate) from which on the rate changes; empty: ``rate`` throughout
+    rate_steps: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0:
@@ -55,10 +59,21 @@ class LoadConfig:
             raise ValueError(f"mix needs positive weights over {KINDS}; unknown: {sorted(unknown)}")
         if not 0.0 <= self.order_replay_ratio <= 1.0:
             raise ValueError("order_replay_ratio must be within 0..1")
+        self.rate_steps = [(float(t), float(r)) for t, r in self.rate_steps]
+        schedule.check_steps(self.rate, self.duration_s, self.rate_steps)
 
     @property
     def planned(self) -> int:
-        return max(1, round(self.rate * self.duration_s))
+        return schedule.planned(self.rate, self.duration_s, self.rate_steps)
+
+    @property
+    def nominal_rate(self) -> float:
+        """The rate the run should average: ``rate``, or the planned requests over the run with rate steps."""
+        return self.planned / self.duration_s if self.rate_steps else self.rate
+
+    def offsets(self) -> list[float]:
+        """Intended send time of every request in seconds from the start (``bench.load.schedule``)."""
+        return schedule.offsets(self.rate, self.duration_s, self.rate_steps)
 
     @property
     def effective_drain_s(self) -> float:

@@ -1,6 +1,7 @@
 """The open loop: a constant-arrival-rate load generator (wrk2 style).
 
-Request ``i`` is *intended* to leave at ``t0 + i / rate`` whatever happened to earlier requests, and its
+Request ``i`` is *intended* to leave at ``t0 + i / rate`` (or at its place in the config's rate steps,
+``bench.load.schedule``) whatever happened to earlier requests, and its
 latency is measured from that intended time. A stalled server therefore shows up as a ramp of latencies
 over every request it held back, instead of as a single slow sample (coordinated omission). The run is
 bounded twice: in count (``round(rate * duration_s)`` requests) and in time (everything still in flight at
@@ -58,7 +59,10 @@ class _Run:
     def __init__(self, config: LoadConfig) -> None:
         self.cfg = config
         self.planned = config.planned
-        self.interval = 1.0 / config.rate
+        #: intended send time of each request, seconds from t0 (``i / rate`` without rate steps)
+        self.offsets = config.offsets()
+        #: the gap after the last request of the schedule, closing the span the achieved rate is taken over
+        self.interval = 1.0 / (config.rate_steps[-1][1] if config.rate_steps else config.rate)
         rng = random.Random(config.seed)
         kinds = [k for k in KINDS if config.mix.get(k, 0.0) > 0]
         weights = [config.mix[k] for k in kinds]
@@ -83,7 +87,7 @@ class _Run:
         self.last_send = 0.0
 
     def bin_for(self, i: int) -> Bin:
-        index = math.floor(i * self.interval / self.cfg.bin_s + 1e-9)
+        index = math.floor(self.offsets[i] / self.cfg.bin_s + 1e-9)
         while index >= len(self.bins):
             self.bins.append(Bin(start_s=len(self.bins) * self.cfg.bin_s))
         return self.bins[index]
@@ -189,10 +193,10 @@ async def _report_progress(run: _Run, callback: ProgressCallback, interval: floa
 
 def _validate(cfg: LoadConfig, result_rate: float, unsent: int, lag: HdrHistogram, cpu_frac: float) -> list[str]:
     reasons: list[str] = []
-    deviation = result_rate / cfg.rate - 1.0
+    deviation = result_rate / cfg.nominal_rate - 1.0
     if abs(deviation) > cfg.rate_tolerance:
         reasons.append(
-            f"achieved send rate {result_rate:.1f}/s vs target {cfg.rate:.1f}/s "
+            f"achieved send rate {result_rate:.1f}/s vs target {cfg.nominal_rate:.1f}/s "
             f"({deviation:+.1%}, tolerance ±{cfg.rate_tolerance:.0%})"
         )
     if unsent:
@@ -252,7 +256,7 @@ async def run_load(
         )
         try:
             for i in range(run.planned):
-                intended = run.t0 + i * run.interval
+                intended = run.t0 + run.offsets[i]
                 await _sleep_until(intended)
                 if time.monotonic() >= hard_stop:
                     break

@@ -116,7 +116,7 @@ class LoadResult:
     @property
     def rate_deviation(self) -> float:
         """Signed relative deviation of the achieved send rate from the target."""
-        return self.achieved_rate / self.config.rate - 1.0
+        return self.achieved_rate / self.config.nominal_rate - 1.0
 
     @property
     def cpu_per_1k(self) -> float:

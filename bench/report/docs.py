@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.paths import ROOT
-from bench.report import document
+from bench.report import document, overload_doc
 from bench.report import format as fmt
 from bench.report.calibration_doc import block_calibration
 
@@ -183,6 +183,8 @@ BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "shares": block_shares,
     "checks": block_checks,
     "calibration": block_calibration,
+    "capacity": overload_doc.capacity_table,
+    "overload": overload_doc.overload_table,
 }
 #: Blocks that compare reference reports, given every reference by name.
 MULTI_BLOCKS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], str]] = {

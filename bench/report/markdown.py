@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.report import format as fmt
+from bench.report import overload_doc
 
 
 def _top_classes(classes: Mapping[str, int], limit: int = 4) -> str:
@@ -184,6 +185,18 @@ def _extra(extra: Mapping[str, Any], key: str) -> str:
     return fmt.num(value)
 
 
+CAPACITY_NOTE = (
+    "The knee: the highest open-loop rate whose p99 stayed under the bound (5x the style's p99 at the first, "
+    "base-rate step, at least 50 ms) with no error; doubling from the base rate, then bisecting (✗: a failed "
+    "step). Limited by 'generator': the load generator fell behind first, so the knee is a lower bound."
+)
+OVERLOAD_NOTE = (
+    "1.5x each style's knee in the fault window, then the base rate. Per client request, in the window (before it "
+    "in brackets); 'never' recovered: not healthy again within the post window (metastable). The SRE book's bound "
+    "for 3 tiers retrying 4 times each is 64x; a retry budget keeps it near 1x."
+)
+
+
 def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = None) -> str:
     """report.md from a report.json document; ``plots`` maps scenario (or "summary") to a PNG file name."""
     plots = plots or {}
@@ -245,6 +258,10 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
         if name in plots:
             out += ["", f"![{name}]({plots[name]})"]
         out.append("")
+    if doc.get("capacity"):
+        out += ["## Capacity", "", CAPACITY_NOTE, "", overload_doc.capacity_table(doc)]
+    if doc.get("overload"):
+        out += ["## Overload", "", OVERLOAD_NOTE, "", overload_doc.overload_table(doc)]
     checks = doc.get("checks", [])
     out += ["## Checks", "", "| check | target | measured | pass |", "|---|---|---|---|"]
     for c in checks:

@@ -380,6 +380,8 @@ class Report:
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     #: Runs that did not finish (no figures), in the order they failed.
     failed: list[FailedRun] = field(default_factory=list)
+    #: style -> knee, its bound, CPU per tier and the search's steps (bench.suite.capacity); {} when skipped
+    capacity: dict[str, Any] = field(default_factory=dict)
 
     def scenario_names(self) -> list[str]:
         if self.scenarios is not None:

@@ -17,6 +17,7 @@ from bench.load import hist_ms, merge_histograms, resample
 from bench.report import analysis
 from bench.report.fault_window import FaultFigures
 from bench.report.model import SCHEMA, ComponentUsage, Report, RunResult, with_failures
+from bench.report.overload import overload_entries
 
 
 def series_rows(run: RunResult, width_s: float) -> list[dict[str, Any]]:
@@ -204,7 +205,7 @@ def build_report_json(report: Report, series_width_s: float = 1.0) -> dict[str, 
         scenarios[scenario] = entry
     env = report.environment.to_json()
     env["loadgen_valid"] = all(r.load.valid for r in report.runs)
-    return {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "created": report.created.isoformat(timespec="seconds"),
         "target": report.environment.target,
@@ -215,3 +216,9 @@ def build_report_json(report: Report, series_width_s: float = 1.0) -> dict[str, 
         "scenarios": scenarios,
         "checks": [c.to_json() for c in report.checks],
     }
+    # Additive keys, present when measured (a report from --skip-capacity or without overload runs has none).
+    if report.capacity:
+        doc["capacity"] = dict(report.capacity)
+    if overload := overload_entries(report):
+        doc["overload"] = overload
+    return doc

@@ -15,6 +15,9 @@ from bench.targets.served import busiest
 
 #: The live tunables change of the config-change scenario.
 CONFIG_CHANGE = {"timeout_s": 0.5}
+#: The retry-storm scenario's tunables: retries as usual, no budget to speak of (100 retries allowed per request
+#: sent), so only each tier's retry_attempts bounds them — the SRE book's 3 tiers x 4 attempts = 64x case.
+NO_RETRY_BUDGET = {"retry_budget_ratio": 100.0}
 
 
 async def _victim(target: Target, state: RunState, service: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from bench.targets.base import Capability, Target
 
@@ -28,6 +29,9 @@ class Measure(Enum):
     NEW_REPLICA_ROUTABLE = "new replica routable"
     #: config_applied_s: when every gateway and orders replica has applied a tunables change.
     CONFIG_APPLIED = "config applied"
+    #: amp_*: requests each tier served and attempts and retries it sent, per client request, before and in
+    #: the fault window (the replicas' counters read at the fault's start and end).
+    AMPLIFICATION = "retry amplification"
 
     @property
     def samples_routing(self) -> bool:
@@ -53,6 +57,8 @@ class RunState:
     since: Mapping[str, Mapping[str, float]]
     #: Instance id of the replica the fault hit or added (None: the scenario has no single one)
     target: str | None = None
+    #: Counter totals for retry amplification, read at the run's start, the fault's start and its end
+    amplification: list[dict[str, float]] = field(default_factory=list)
 
 
 Action = Callable[[Target, RunState], Awaitable[None]]
@@ -89,3 +95,7 @@ class Scenario:
     #: what the target must be able to do; a target without it does not run the scenario
     requires: frozenset[Capability] = frozenset()
     windows: dict[str, Windows] = field(default_factory=dict)
+    #: the fault window's rate as a multiple of the style's measured knee (None: the base rate throughout)
+    overload: float | None = None
+    #: service -> live tunables set before the load starts (reset by the next run's steady state)
+    tunables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

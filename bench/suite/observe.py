@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -62,6 +63,18 @@ async def refresh_counts(target: Target) -> dict[str, float]:
         for replica in target.replicas(service):
             counts[replica.instance_id] = metric_sum(await target.metrics_text(replica), "config_refreshes_total")
     return counts
+
+
+async def apply_tunables(target: Target, tunables: Mapping[str, Mapping[str, Any]], limit_s: float = 15.0) -> None:
+    """Set a scenario's tunables before its load starts and wait until every caller applied them."""
+    if not tunables:
+        return
+    before = await refresh_counts(target)
+    changed_at = time.time()
+    for service, values in tunables.items():
+        await target.set_tunables(service, values)
+    if await config_applied_s(target, changed_at, before, limit_s) is None:
+        raise TimeoutError(f"tunables {dict(tunables)} not applied everywhere within {limit_s:g} s")
 
 
 async def config_applied_s(

@@ -32,6 +32,10 @@ class Options:
     keepalive: bool = True
     cgroups: bool = True
     run_id: str | None = None
+    #: measure each style's capacity before the scenarios (--skip-capacity: no)
+    capacity: bool = True
+    #: bench.targets.settings: "tuned" (the project's configuration) or "defaults" (what each world ships)
+    settings: str = "tuned"
 
     def target_of(self, style: str) -> str:
         return plan_targets(self.target.split(","), [style]).get(style, LOCAL)

@@ -25,13 +25,15 @@ from typing import Any
 
 from bench.emulation import KubeParams, ProcessUsage, Supervisor
 from bench.emulation.ids import check_run_id, new_run_id
-from bench.load import LoadConfig, LoadProcess, LoadProgress
+from bench.load import Bin, LoadConfig, LoadProcess, LoadProgress
 from bench.progress import LiveProgress
 from bench.report import analysis
 from bench.report.model import ComponentUsage, FailedRun, FaultWindow, RunResult
 from bench.scenarios import SCENARIOS, Measure, RunState, Scenario
+from bench.suite import amplification
 from bench.suite.observe import (
     Observation,
+    apply_tunables,
     config_applied_s,
     control_plane_times,
     fair_share_s,
@@ -44,6 +46,7 @@ from bench.targets.base import Target
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import make_supervisor, make_target
 from bench.targets.served import counters
+from bench.targets.settings import setting
 from bench.targets.steady import ensure_steady
 
 log = logging.getLogger("bench")
@@ -53,6 +56,8 @@ ADMIN_TOKEN_BYTES = 24
 ACTION_GRACE_S = 60.0
 #: How long a run waits for the observer and the target's restart policies once the load ended.
 SETTLE_S = 30.0
+#: Without a measured capacity (--skip-capacity) an overload scenario takes the knee as this x the base rate.
+FALLBACK_KNEE_FACTOR = 4.0
 
 
 class Runner:
@@ -63,11 +68,18 @@ class Runner:
         self.run_dir = options.out / "runs" / self.run_id
         self.notes: list[str] = []
         self.admin_token = os.urandom(ADMIN_TOKEN_BYTES).hex()
-        self.params = KubeParams.from_values()
+        self.settings = setting(options.settings)
+        chart = KubeParams.from_values()
+        self.params = self.settings.kube_params(chart)
         if options.profile == "quick":
             # Short windows cannot hold the chart's preStop 3 s + drain 2 s per pod of a rollout.
             self.params = dataclasses.replace(self.params, prestop_sleep_s=0.5, drain_s=0.5)
             self.notes = ["quick profile: preStop sleep and drain shortened to 0.5 s (full profile: chart values)"]
+        self.notes.insert(0, f"settings: {self.settings.name} ({self.settings.summary})")
+        self.notes[1:1] = [
+            f"settings {self.settings.name}: {line}" for line in self.settings.differences(chart, options.styles)
+        ]
+        self.notes += _replica_notes(options.replicas, {name: spec.replicas for name, spec in chart.services.items()})
         self.stacks: dict[str, Target] = {}
         self.runs: list[RunResult] = []
         self.failed: list[FailedRun] = []
@@ -76,6 +88,8 @@ class Runner:
         self.sup: dict[str, Supervisor] = {}
         #: Set by the session on Ctrl-C: the suite stops, and what fails from here on is not a failed run.
         self.interrupted = False
+        #: style -> report.json's capacity entry (bench.suite.capacity); the overload scenarios read the knee
+        self.capacity: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ set-up and teardown
     async def start(self) -> None:
@@ -84,7 +98,9 @@ class Runner:
             run_id = style_run_id(self.run_id, style)
             sup = make_supervisor(style, target, self.run_dir, run_id, options.cgroups, self._base_env())
             self.sup[style] = sup
-            facts = DeploymentFacts(self.params, self.admin_token, options.replicas, run_id, options.keepalive)
+            facts = DeploymentFacts(
+                self.params, self.admin_token, options.replicas, run_id, options.keepalive, self.settings
+            )
             self.stacks[style] = make_target(style, target, sup, facts, self.run_dir, options.cgroups)
             log.info("starting %s on the %s target", style, target)
             await self.stacks[style].start()
@@ -107,7 +123,13 @@ class Runner:
     def _windows(self, scenario: Scenario) -> tuple[float, float, float]:
         w = scenario.windows[self.options.profile]
         k = self.options.duration_scale
-        return w.pre * k, w.fault * k, w.post * k
+        pre, fault, post = w.pre * k, w.fault * k, w.post * k
+        floors = self.settings.window_floors(self.params)
+        if scenario.measure is Measure.TARGET_REMOVED:
+            fault, post = max(fault, floors.detect_s), max(post, floors.recover_s)
+        elif scenario.measure is Measure.CONFIG_APPLIED:
+            fault = max(fault, floors.config_s)
+        return pre, fault, post
 
     def _generator(self, scenario: Scenario, style: str, repeat: int, config: LoadConfig) -> LoadProcess:
         out = self.run_dir / "load" / f"{scenario.name}-{style}-{repeat}.json"
@@ -122,11 +144,29 @@ class Runner:
 
         return LoadProcess(config, out, on_progress=on_progress)
 
+    def _rate_steps(
+        self, scenario: Scenario, style: str, pre: float, fault_s: float
+    ) -> tuple[list[str], list[tuple[float, float]]]:
+        """An overload scenario's schedule: factor x the style's knee in the fault window, then the base rate."""
+        if scenario.overload is None or fault_s <= 0:
+            return [], []
+        knee = self.capacity.get(style, {}).get("rate")
+        notes: list[str] = []
+        if knee is None:
+            knee = FALLBACK_KNEE_FACTOR * self.options.rate
+            notes.append(f"no measured capacity: overload rate from an assumed knee of {knee:g} req/s")
+        rate = round(scenario.overload * knee, 1)
+        notes.append(f"overload: {rate:g} req/s in the fault window ({scenario.overload:g}x a knee of {knee:g})")
+        return notes, [(pre, rate), (pre + fault_s, self.options.rate)]
+
     async def run_one(self, scenario: Scenario, style: str, repeat: int) -> RunResult:
         stack = self.stacks[style]
         await ensure_steady(stack)
         pre, fault_s, post = self._windows(scenario)
+        await apply_tunables(stack, scenario.tunables)
+        notes, rate_steps = self._rate_steps(scenario, style, pre, fault_s)
         counters_before = await counters(stack)
+        amp_before = await amplification.read_totals(stack) if scenario.measure is Measure.AMPLIFICATION else {}
         usage_before = stack.usage()
         start_at = time.time() + 1.0
         config = LoadConfig(
@@ -137,10 +177,11 @@ class Runner:
             key_prefix=f"{self.run_id}-{scenario.name}-{style}-{repeat}",
             seed=repeat,
             timeout_s=5.0,
+            rate_steps=rate_steps,
         )
         generator = self._generator(scenario, style, repeat, config)
         await generator.start()
-        state = RunState(since=counters_before)
+        state = RunState(since=counters_before, amplification=[amp_before] if amp_before else [])
         obs = Observation(period_s=scenario.measure.period_s)
         stop = asyncio.Event()
         waiter = asyncio.create_task(generator.wait(), name="load generator")
@@ -176,6 +217,8 @@ class Runner:
             extra.update(control_plane_times(scenario.measure, state, obs, fault, result.t0_wall))
         if scenario.measure is Measure.NEW_REPLICA_ROUTABLE and state.target is not None:
             extra["fair_share_s"] = fair_share_s(obs, state.target)
+        if fault is not None and len(state.amplification) == 3:
+            extra.update(_amplification(result.bins, fault, state.amplification))
         run = RunResult(
             scenario=scenario.name,
             style=style,
@@ -186,6 +229,7 @@ class Runner:
             counters_after=counters_after,
             resources=_usage_delta(usage_before, usage_after),
             extra=extra,
+            notes=notes,
             problems=problems,
             observe_period_s=obs.period_s if scenario.measure.samples_routing else None,
         )
@@ -212,6 +256,8 @@ class Runner:
         fault_start = time.time()
         config_applied = scenario.measure is Measure.CONFIG_APPLIED
         config_before = await refresh_counts(stack) if config_applied else {}
+        if state.amplification:
+            state.amplification.append(await amplification.read_totals(stack))
         inject: asyncio.Future[None] = asyncio.ensure_future(scenario.inject(stack, state))
         tasks[f"{scenario.name} inject"] = inject
         if scenario.inject_blocks:
@@ -223,6 +269,8 @@ class Runner:
         await _sleep_until(fault_start + fault_s)
         await scenario.lift(stack, state)
         fault_end = time.time()
+        if state.amplification:
+            state.amplification.append(await amplification.read_totals(stack))
         if scenario.inject_blocks and fault_end - fault_start > fault_s + 0.5:
             extra["fault_overran_s"] = fault_end - fault_start - fault_s
         return fault_start, fault_end
@@ -270,6 +318,22 @@ class Runner:
             self.progress.end(scenario.name, style, note=f"failed: {reason}", repeat=repeat)
 
 
+def _replica_notes(run: Mapping[str, int], chart: Mapping[str, int]) -> list[str]:
+    """Why a replica count differs from values.yaml: the load enters through one gateway in every style."""
+    notes = []
+    for name, count in run.items():
+        if chart.get(name, count) == count:
+            continue
+        why = (
+            "the cloud style has no balancer in front of its gateways, so the load enters through one gateway in "
+            "every style (a second would idle in cloud and take half the load behind platform's Service)"
+            if name == "gateway"
+            else "set by --replicas"
+        )
+        notes.append(f"replicas: {name} {count} (values.yaml: {chart[name]}): {why}")
+    return notes
+
+
 async def _abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:
     """The run failed: its tasks are cancelled and awaited; their own errors are dropped (the run's wins)."""
     pending = list(tasks)
@@ -296,6 +360,16 @@ def _usage_delta(before: Mapping[str, ProcessUsage], after: Mapping[str, Process
             cpu_s=max(0.0, usage.cpu_s - cpu_before), peak_rss_mb=usage.peak_rss_bytes / 1_048_576
         )
     return out
+
+
+def _amplification(bins: list[Bin], fault: FaultWindow, totals: list[dict[str, float]]) -> dict[str, float | None]:
+    """Per client request, before the fault (``base_amp_*``) and inside its window (``amp_*``)."""
+    start, end = fault.start_s, fault.end_s if fault.end_s is not None else fault.start_s
+    run_start, at_fault, at_lift = totals
+    return {
+        **amplification.per_request(run_start, at_fault, amplification.client_requests(bins, 0.0, start), "base_amp_"),
+        **amplification.per_request(at_fault, at_lift, amplification.client_requests(bins, start, end)),
+    }
 
 
 def _latency_thresholds(run: RunResult) -> analysis.Thresholds:

@@ -18,6 +18,7 @@ from bench.emulation import find_leftovers
 from bench.progress import LiveProgress
 from bench.report.model import Check, Report
 from bench.report.writer import write_report
+from bench.suite.capacity import PLANS, measure_capacity
 from bench.suite.checks import scenario_checks
 from bench.suite.environment import build_report, environment_for
 from bench.suite.hop_check import service_address_check
@@ -44,6 +45,11 @@ async def _measure(runner: Runner, progress: LiveProgress, checks: list[Check]) 
     hop_check = await service_address_check(runner.stacks.values(), 300 if options.profile == "quick" else 1000)
     if hop_check is not None:
         checks.append(hop_check)
+    if options.capacity:
+        print("measuring each style's capacity (--skip-capacity skips) ...", file=sys.stderr)
+        runner.capacity = await measure_capacity(
+            runner.stacks, options.styles, options.rate, PLANS[options.profile], runner.run_dir / "load", runner.run_id
+        )
     with progress:
         await runner.run_suite()
 
@@ -62,7 +68,9 @@ def session_report(runner: Runner, checks: list[Check], micro_notes: Sequence[st
     reached = {r.scenario for r in runner.runs} | {f.scenario for f in runner.failed} | set(runner.skipped)
     scenarios = [s for s in options.scenarios if s in reached] if interrupted else list(options.scenarios)
     all_checks = [*checks, *scenario_checks(runner.runs, runner.params)]
-    return build_report(options, environment, runner.runs, all_checks, runner.run_id, runner.failed, scenarios)
+    report = build_report(options, environment, runner.runs, all_checks, runner.run_id, runner.failed, scenarios)
+    report.capacity = dict(runner.capacity)
+    return report
 
 
 async def run_session(options: Options, micro_checks: Sequence[Check], micro_notes: Sequence[str]) -> SessionResult:

@@ -7,20 +7,26 @@ Deployment in bench.emulation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.emulation import KubeParams
+from bench.targets.settings import TUNED, Setting
 
 
 @dataclass(frozen=True)
 class DeploymentFacts:
-    """The chart's parameters (probe cadence, drain), the admin token, replica counts and the run's id."""
+    """The chart's parameters (probe cadence, drain), the admin token, replica counts and the run's id.
+
+    ``params`` already carry ``settings``' probe and timing adjustments; its per-style tunables are applied
+    by each target over what it ships (compose's environment, the chart's ConfigMap).
+    """
 
     params: KubeParams
     admin_token: str
     replicas: Mapping[str, int]
     run_id: str
     keepalive: bool = True
+    settings: Setting = field(default=TUNED)
 
     @property
     def name(self) -> str:

@@ -37,6 +37,7 @@ class LocalCloud(Target):
     def __init__(self, supervisor: Supervisor, facts: DeploymentFacts, apply_limits: bool) -> None:
         super().__init__("cloud", supervisor, facts.admin_token, facts.replicas)
         self.params = facts.params
+        self.settings = facts.settings
         self.apply_limits = apply_limits
         self.consul = ConsulPlane(self.http, self.replica_counts, self._freeze_registry, self._thaw_registry)
         self.control = self.consul
@@ -49,6 +50,7 @@ class LocalCloud(Target):
         assert self.registry is not None
         return {
             **compose_tunables(),
+            **self.settings.env_for("cloud"),
             "STYLE": "cloud",
             "CONSUL_HTTP_ADDR": self.registry.address,
             "ADMIN_TOKEN": self.admin_token,

@@ -9,8 +9,8 @@ pods directly with its in-code policies; hybrid-vip puts the same policies over 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from bench.emulation import KubeCluster, Pod, Replica, Supervisor
 from bench.emulation.calibration import parameter_table
 from bench.emulation.chart import DEFAULT_VALUES
 from bench.emulation.dataplane import DataPlaneKind
-from bench.emulation.timing import TUNED_SYNC_FREQUENCY_S
 from bench.targets.base import ServiceHop, Target, TargetDescription
 from bench.targets.consul import clients_converged
 from bench.targets.deployment import DeploymentFacts
@@ -28,6 +27,7 @@ from bench.targets.steady import ensure_steady
 from services import SERVICES
 from services.kit.settings import Style
 from services.upstream import STYLES, DiscoveryKind
+from services.upstream.sources import FILE_POLL_S
 
 
 def chart_tunables(style: str) -> dict[str, Any]:
@@ -74,8 +74,14 @@ class EmulatedPlane:
         self.kube.update_config(service, yaml.safe_dump({**self.base, **tunables}))
 
     async def reset_tunables(self) -> None:
+        """Back to the chart's ConfigMap, and wait until every pod's file has it: the kubelet delivers it only
+        after its sync delay, and the next run must not start from the previous run's change."""
         for service in SERVICES:
             self.kube.update_config(service, yaml.safe_dump(self.base))
+        await self.kube.wait_for(
+            lambda: all(self.kube.config_synced(s) for s in SERVICES), 120.0, "ConfigMap reset in every pod"
+        )
+        await asyncio.sleep(FILE_POLL_S)  # the replicas' file watchers read the file on their next poll
 
     def caught_up(self, metrics: str) -> bool:
         """hybrid's clients have a discovery cache that must hold every pod; Service-address callers have none."""
@@ -96,13 +102,12 @@ class LocalKube(Target):
         vip_block: int = 100,
     ) -> None:
         super().__init__(style, supervisor, facts.admin_token, facts.replicas)
-        # The kubelet's ConfigMap sync as on the reference cluster (syncFrequency 10 s; the upstream default is
-        # 60 s): the benchmark compares tuned set-ups, and the calibration table says which figure is which.
-        params = replace(facts.params, timing=replace(facts.params.timing, sync_frequency_s=TUNED_SYNC_FREQUENCY_S))
+        # facts.params carry the run's settings (bench.targets.settings): probes and the kubelet's timings.
         self.kube = KubeCluster(
-            supervisor, params, data_plane=data_plane, vip_block=vip_block, apply_limits=apply_limits
+            supervisor, facts.params, data_plane=data_plane, vip_block=vip_block, apply_limits=apply_limits
         )
-        self.plane = EmulatedPlane(self.kube, style, chart_tunables(style), facts.replicas)
+        tunables = {**chart_tunables(style), **facts.settings.tunables_for(style)}
+        self.plane = EmulatedPlane(self.kube, style, tunables, facts.replicas)
         self.control = self.plane
         self._hung: list[Pod] = []
 

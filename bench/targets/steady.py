@@ -21,8 +21,12 @@ from services import SERVICES
 _warmups = itertools.count(1)
 
 
-async def ensure_steady(target: Target, timeout_s: float = 60.0) -> None:
-    """No fault, default replicas ready and known to every client, every breaker closed."""
+async def ensure_steady(target: Target, timeout_s: float = 120.0) -> None:
+    """No fault, default replicas ready and known to every client, every breaker closed.
+
+    The timeout covers ``--settings defaults``' slowest way back: a 10 s Consul check, then a client whose
+    instance list refreshes only every 35 s, or a breaker open for 60 s.
+    """
     await target.unhang()
     await target.control.resume()
     await target.clear_faults()

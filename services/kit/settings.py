@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -74,7 +74,9 @@ class Tunables(BaseSettings):
         0.1, gt=0, le=60, description="a call slower than this counts as a breaker failure (Resilience4j's slow call)"
     )
     retry_attempts: int = Field(3, ge=1, le=10, description="attempts including the first")
-    retry_budget_ratio: float = Field(0.2, ge=0, le=1, description="retries allowed per request sent")
+    retry_budget_ratio: float = Field(
+        0.2, ge=0, le=100, description="retries allowed per request sent (100: no budget, only retry_attempts bounds)"
+    )
     bulkhead_limit: int = Field(64, ge=1, le=10_000)
     keepalive: bool = True
     balancer: Literal["round-robin", "p2c-ewma"] = Field(
@@ -87,6 +89,13 @@ class Tunables(BaseSettings):
     outlier_consecutive_failures: int = Field(5, ge=1, le=1000, description="Envoy consecutive_5xx")
     outlier_ejection_s: float = Field(30.0, gt=0, le=3600, description="Envoy base_ejection_time")
     outlier_max_ejection_percent: int = Field(10, ge=0, le=100, description="Envoy max_ejection_percent (min one)")
+    discovery_cache_ttl_s: float = Field(
+        0.0,
+        ge=0,
+        le=600,
+        description="the Consul instance list callers see is refreshed at most this often (Spring Cloud "
+        "LoadBalancer's cache, 35 s there); 0 applies every change as the watch delivers it",
+    )
 
     @model_validator(mode="after")
     def _deadline_covers_timeout(self) -> Self:
@@ -97,6 +106,8 @@ class Tunables(BaseSettings):
 
 class Settings(Tunables):
     """Start-up configuration of one replica; tunables above may later be refreshed live."""
+
+    calls_upstreams: ClassVar[bool] = False  # set by the apps that have upstreams (orders, gateway)
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
@@ -133,8 +144,9 @@ class Settings(Tunables):
 
     @model_validator(mode="after")
     def _kubernetes_reachable(self) -> Self:
-        """hybrid lists pods through the Kubernetes API: without any way to reach it, refuse to start."""
-        if self.style is Style.HYBRID and not _kube_config_present():
+        """hybrid lists its upstreams' pods through the Kubernetes API: without any way to reach it, refuse to start
+        (a service that calls nobody, like inventory, needs no API access)."""
+        if self.style is Style.HYBRID and self.calls_upstreams and not _kube_config_present():
             raise ValueError(
                 "style hybrid discovers pods through the Kubernetes API: run it in a pod (service account), "
                 "or set KUBECONFIG (the benchmark's emulation provides one)"
@@ -169,11 +181,13 @@ class InventorySettings(Settings):
 
 
 class OrdersSettings(Settings):
+    calls_upstreams: ClassVar[bool] = True
     service_name: str = "orders"
     inventory_url: ServiceUrl = "http://inventory:8000"
 
 
 class GatewaySettings(Settings):
+    calls_upstreams: ClassVar[bool] = True
     service_name: str = "gateway"
     inventory_url: ServiceUrl = "http://inventory:8000"
     orders_url: ServiceUrl = "http://orders:8000"

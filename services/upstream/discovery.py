@@ -3,12 +3,18 @@
 ConsulDiscovery is the Spring Cloud Consul catalog watch in miniature: a background blocking query
 on `/v1/health/service/<name>?passing` feeds an in-memory list that every request reads without I/O.
 When Consul is unreachable the last good list stays in use; its age is exported as a metric.
+
+An optional cache TTL (tunable ``discovery_cache_ttl_s``) models Spring Cloud LoadBalancer's cached
+instance list (35 s by default there): the watch still receives every change, but the list callers see is
+replaced at most once per TTL, on the first read after it expired (as Caffeine's expire-after-write cache
+reloads on access). 0, the project's default, applies every change as the watch delivers it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -50,11 +56,23 @@ class StaticDiscovery:
 
 
 class ConsulDiscovery:
-    def __init__(self, upstream: str, consul_client: Any, wait: str = "30s") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        consul_client: Any,
+        wait: str = "30s",
+        cache_ttl_s: Callable[[], float] = lambda: 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.upstream = upstream
         self.consul = consul_client
         self.wait = wait
+        self.cache_ttl_s = cache_ttl_s
+        self._clock = clock
+        #: what callers see, and the latest list the watch delivered (differs only while the TTL holds it)
         self._instances: tuple[Instance, ...] = ()
+        self._latest: tuple[Instance, ...] | None = None
+        self._served_at = -math.inf
         self._updated = 0.0
         self._query = BlockingQuery(
             f"consul watch for {upstream}",
@@ -75,6 +93,8 @@ class ConsulDiscovery:
         self._listeners.append(listener)
 
     def instances(self) -> Sequence[Instance]:
+        if self._latest is not None and self._clock() - self._served_at >= self.cache_ttl_s():
+            self._serve(self._latest)
         return self._instances
 
     def age(self) -> float:
@@ -87,14 +107,20 @@ class ConsulDiscovery:
             address = service.get("Address") or node["Node"]["Address"]
             fresh.append(Instance(id=service["ID"], base_url=f"http://{address}:{service['Port']}"))
         fresh.sort(key=lambda instance: instance.id)
-        changed = tuple(fresh) != self._instances
+        self._updated = time.monotonic()
+        self._latest = tuple(fresh)
+        self.instances()  # served now unless the cache TTL still holds the previous list
+        self.ready.set()
+
+    def _serve(self, fresh: tuple[Instance, ...]) -> None:
+        """The list callers see becomes ``fresh``; listeners hear of it when it changed."""
+        self._latest = None
+        self._served_at = self._clock()
+        changed = fresh != self._instances
+        self._instances = fresh
+        self._count.set(len(fresh))
         if changed:
             log.info("%s instances: %s", self.upstream, [i.id for i in fresh], extra={"upstream": self.upstream})
-        self._instances = tuple(fresh)
-        self._updated = time.monotonic()
-        self._count.set(len(fresh))
-        self.ready.set()
-        if changed:
             ids = {instance.id for instance in fresh}
             for listener in self._listeners:
                 listener(ids)

@@ -19,11 +19,14 @@ from services.upstream.consul import BlockingQuery
 
 log = logging.getLogger("services.tunables")
 
+#: How often a mounted file is checked for a change (the kubelet swaps ConfigMap files through a symlink).
+FILE_POLL_S = 0.5
+
 
 class FileWatcher:
     """Polls a mounted file by mtime; kubelet swaps ConfigMap files through a symlink, which stat follows."""
 
-    def __init__(self, path: str, store: TunableStore, interval_s: float = 0.5) -> None:
+    def __init__(self, path: str, store: TunableStore, interval_s: float = FILE_POLL_S) -> None:
         self.path = path
         self.store = store
         self.interval_s = interval_s

@@ -87,7 +87,7 @@ def build_client(
     spec = STYLES[style]
     discovery: Discovery
     if spec.discovery is DiscoveryKind.CONSUL:
-        discovery = ConsulDiscovery(upstream, consul_client)
+        discovery = ConsulDiscovery(upstream, consul_client, cache_ttl_s=lambda: store.current.discovery_cache_ttl_s)
     elif spec.discovery is DiscoveryKind.ENDPOINT_SLICES:
         discovery = EndpointSliceDiscovery(upstream, service_url)
     else:

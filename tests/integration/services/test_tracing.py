@@ -66,7 +66,7 @@ def collector() -> Iterator[Collector]:
     c.server.shutdown()
 
 
-@pytest.mark.parametrize("style", ["platform", "hybrid"])
+@pytest.mark.parametrize("style", ["platform", "hybrid-vip"])
 def test_one_trace_spans_all_three_services(collector: Collector, style: str) -> None:
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100", "STYLE": style}
     with running_stack() as stack, httpx.Client(timeout=10) as client:
@@ -99,7 +99,7 @@ def test_one_trace_spans_all_three_services(collector: Collector, style: str) ->
         assert client_spans, "upstream-call spans carry the chosen instance"
         attrs = client_spans[0]["attrs"]
         assert attrs["upstream.attempt"].int_value == 1  # type: ignore[index]
-        expected_state = "closed" if style == "hybrid" else "none"
+        expected_state = "closed" if style == "hybrid-vip" else "none"
         assert any(
             s["attrs"]["upstream.breaker_state"].string_value == expected_state  # type: ignore[index]
             for s in client_spans

@@ -77,3 +77,13 @@ def test_calibration_block_flags_a_figure_outside_the_tolerance() -> None:
     assert row.endswith("9.00 s (**outside**) |")
     row = next(line for line in block_calibration(near).splitlines() if line.startswith("| hung pod out of rotation"))
     assert row.endswith("4.00 s (within) |")
+
+
+def test_capacity_and_overload_blocks_show_na_without_the_keys() -> None:
+    from bench.report.docs import BLOCKS
+
+    doc = {"styles": ["cloud", "platform"], "scenarios": {}}
+    capacity = BLOCKS["capacity"](doc)
+    overload = BLOCKS["overload"](doc)
+    assert "| cloud | n/a |" in capacity and "| platform | n/a |" in capacity
+    assert "| overload | cloud | n/a |" in overload and "| retry-storm | platform | n/a |" in overload
