@@ -55,18 +55,21 @@ class StaticDiscovery:
         return None
 
 
-class ConsulDiscovery:
+class InstanceCache:
+    """The in-memory list a watch feeds and every request reads without I/O, shared by the watching discoveries.
+
+    It keeps the last good list while the control plane is away (its age is a metric), tells listeners
+    (breakers, the balancer's endpoint book) when the list changes, sets `ready` on the first answer, and
+    applies the optional cache TTL described above.
+    """
+
     def __init__(
         self,
         upstream: str,
-        consul_client: Any,
-        wait: str = "30s",
         cache_ttl_s: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.upstream = upstream
-        self.consul = consul_client
-        self.wait = wait
         self.cache_ttl_s = cache_ttl_s
         self._clock = clock
         #: what callers see, and the latest list the watch delivered (differs only while the TTL holds it)
@@ -74,14 +77,6 @@ class ConsulDiscovery:
         self._latest: tuple[Instance, ...] | None = None
         self._served_at = -math.inf
         self._updated = 0.0
-        self._query = BlockingQuery(
-            f"consul watch for {upstream}",
-            self._fetch,
-            self.apply_health,
-            wait=wait,
-            stale=lambda: f"; serving {len(self._instances)} cached instances",
-            extra={"upstream": upstream},
-        )
         self.ready = asyncio.Event()
         self._age = DISCOVERY_CACHE_AGE.labels(upstream)
         self._age.set_function(self.age)
@@ -100,16 +95,11 @@ class ConsulDiscovery:
     def age(self) -> float:
         return time.monotonic() - self._updated if self._updated else float("inf")
 
-    def apply_health(self, nodes: list[dict[str, Any]]) -> None:
-        fresh = []
-        for node in nodes:
-            service = node["Service"]
-            address = service.get("Address") or node["Node"]["Address"]
-            fresh.append(Instance(id=service["ID"], base_url=f"http://{address}:{service['Port']}"))
-        fresh.sort(key=lambda instance: instance.id)
+    def deliver(self, fresh: Sequence[Instance]) -> None:
+        """A new answer from the control plane: served now unless the cache TTL still holds the previous list."""
         self._updated = time.monotonic()
-        self._latest = tuple(fresh)
-        self.instances()  # served now unless the cache TTL still holds the previous list
+        self._latest = tuple(sorted(fresh, key=lambda instance: instance.id))
+        self.instances()
         self.ready.set()
 
     def _serve(self, fresh: tuple[Instance, ...]) -> None:
@@ -124,6 +114,36 @@ class ConsulDiscovery:
             ids = {instance.id for instance in fresh}
             for listener in self._listeners:
                 listener(ids)
+
+
+class ConsulDiscovery(InstanceCache):
+    def __init__(
+        self,
+        upstream: str,
+        consul_client: Any,
+        wait: str = "30s",
+        cache_ttl_s: Callable[[], float] = lambda: 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(upstream, cache_ttl_s, clock)
+        self.consul = consul_client
+        self.wait = wait
+        self._query = BlockingQuery(
+            f"consul watch for {upstream}",
+            self._fetch,
+            self.apply_health,
+            wait=wait,
+            stale=lambda: f"; serving {len(self._instances)} cached instances",
+            extra={"upstream": upstream},
+        )
+
+    def apply_health(self, nodes: list[dict[str, Any]]) -> None:
+        fresh = []
+        for node in nodes:
+            service = node["Service"]
+            address = service.get("Address") or node["Node"]["Address"]
+            fresh.append(Instance(id=service["ID"], base_url=f"http://{address}:{service['Port']}"))
+        self.deliver(fresh)
 
     async def _fetch(self, index: str | None, wait: str) -> tuple[str | None, Any]:
         result: tuple[str | None, Any] = await self.consul.health.service(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,9 +27,9 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from services.kit.background import cancel_and_wait
-from services.kit.metrics import DISCOVERY_CACHE_AGE, DISCOVERY_INSTANCES
 from services.upstream.call import Instance
 from services.upstream.consul import backoff_s
+from services.upstream.discovery import InstanceCache
 
 log = logging.getLogger("services.discovery")
 
@@ -73,7 +72,7 @@ def _name(item: Any) -> str:
     return str(item.metadata.name) if item.metadata else ""
 
 
-class EndpointSliceDiscovery:
+class EndpointSliceDiscovery(InstanceCache):
     def __init__(
         self,
         upstream: str,
@@ -83,45 +82,18 @@ class EndpointSliceDiscovery:
         client_factory: Callable[[], AsyncClient] | None = None,
         watch_timeout_s: int = 300,
     ) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.service, url_namespace = service_of(service_url)
         self.namespace = namespace or url_namespace
         self._client_factory = client_factory or (lambda: AsyncClient(KubeConfig.from_env(), namespace=self.namespace))
         self.watch_timeout_s = watch_timeout_s
         self._slices: dict[str, Any] = {}
-        self._instances: tuple[Instance, ...] = ()
-        self._updated = 0.0
         self.resource_version: str | None = None
         self.relists = 0
-        self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listeners: list[Callable[[set[str]], None]] = []
-        self._age = DISCOVERY_CACHE_AGE.labels(upstream)
-        self._age.set_function(self.age)
-        self._count = DISCOVERY_INSTANCES.labels(upstream)
-
-    def subscribe(self, listener: Callable[[set[str]], None]) -> None:
-        """Called with the pod names after every change of the list (breakers and balancer forget old pods)."""
-        self._listeners.append(listener)
-
-    def instances(self) -> Sequence[Instance]:
-        return self._instances
-
-    def age(self) -> float:
-        return time.monotonic() - self._updated if self._updated else float("inf")
 
     def _publish(self) -> None:
-        fresh = endpoints_of(list(self._slices.values()))
-        self._updated = time.monotonic()
-        self._count.set(len(fresh))
-        self.ready.set()
-        if fresh == self._instances:
-            return
-        log.info("%s endpoints: %s", self.upstream, [i.id for i in fresh], extra={"upstream": self.upstream})
-        self._instances = fresh
-        ids = {instance.id for instance in fresh}
-        for listener in self._listeners:
-            listener(ids)
+        self.deliver(endpoints_of(list(self._slices.values())))
 
     async def _list(self, client: AsyncClient) -> None:
         listing = client.list(EndpointSlice, namespace=self.namespace, labels={SERVICE_NAME_LABEL: self.service})
