@@ -2,7 +2,7 @@
 
 The tests use the harness's own ``bench.emulation.Supervisor`` rather than a second process launcher, so
 launching, signalling and teardown are the code the benchmark runs, and a test that fails half way still
-leaves no process behind. ``Instance`` adds what tests ask of a running replica (admin calls, metrics, log).
+leaves no process behind. ``LiveReplica`` adds what tests ask of a running replica (admin calls, metrics, log).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def wait_for_first_run(process: subprocess.Popen[str], load_dir: Path, timeout_s
 
 
 @dataclass(frozen=True)
-class Instance:
+class LiveReplica:
     """One service instance a test started: the Supervisor's replica plus the calls tests make of it."""
 
     replica: Replica
@@ -110,17 +110,17 @@ class Stack:
         self.supervisor = Supervisor(self.tmp, cgroups=False)
         self._indexes: Counter[str] = Counter()
 
-    def start(self, service: str, host: str, env: dict[str, str], wait: bool = True) -> Instance:
+    def start(self, service: str, host: str, env: dict[str, str], wait: bool = True) -> LiveReplica:
         """Start ``python -m services <service>`` on ``host`` (a free port there) with ``TEST_ENV`` + ``env``."""
         index = self._indexes[service]
         self._indexes[service] += 1
         replica = self.supervisor.start_replica(service, index, {**TEST_ENV, **env}, address=host)
-        instance = Instance(replica, self.supervisor)
+        instance = LiveReplica(replica, self.supervisor)
         if wait:
             self.wait_ready(instance)
         return instance
 
-    def wait_ready(self, instance: Instance, timeout: float = 20) -> None:
+    def wait_ready(self, instance: LiveReplica, timeout: float = 20) -> None:
         try:
             asyncio.run(self.supervisor.wait_ready(instance.replica, timeout))
         except (ReplicaExited, TimeoutError) as exc:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from consul_standin.launch import RegistryHandle, start_registry
-from tests.support.stack import Instance, Stack, order, running_stack, wait_for
+from tests.support.stack import LiveReplica, Stack, order, running_stack, wait_for
 
 FAST_CHECKS = {"STYLE": "cloud", "CHECK_INTERVAL": "250ms", "CHECK_TIMEOUT": "200ms", "DEREGISTER_CRITICAL_AFTER": "1m"}
 
@@ -34,7 +34,9 @@ def passing(registry: RegistryHandle, service: str) -> set[str]:
     return {node["Service"]["ID"] for node in nodes}
 
 
-def start_shop(stack: Stack, registry: RegistryHandle, net: str, inventories: int = 3, **extra: str) -> list[Instance]:
+def start_shop(
+    stack: Stack, registry: RegistryHandle, net: str, inventories: int = 3, **extra: str
+) -> list[LiveReplica]:
     env = cloud_env(registry, **extra)
     replicas = [stack.start("inventory", f"{net}.{n + 1}", env, wait=False) for n in range(inventories)]
     replicas.append(stack.start("orders", f"{net}.20", env, wait=False))
@@ -106,7 +108,7 @@ def test_slow_replica_opens_its_breaker_and_traffic_shifts(registry: RegistryHan
         assert results == [200] * 40  # each timeout was retried on another replica
         assert gateway.metric("breaker_state", upstream="inventory", upstream_instance=slow.instance_id) == 2
 
-        def picks_of(replica: Instance) -> float:
+        def picks_of(replica: LiveReplica) -> float:
             return gateway.metric("balancer_picks_total", upstream="inventory", upstream_instance=replica.instance_id)
 
         picks = picks_of(slow)

@@ -20,7 +20,7 @@ import schemathesis
 from schemathesis.engine import StopReason, events, from_schema
 
 from services import SERVICES
-from tests.support.stack import Instance, running_stack
+from tests.support.stack import LiveReplica, running_stack
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,7 +41,7 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[dict[str, Instance]]:
+def shop() -> Iterator[dict[str, LiveReplica]]:
     with running_stack() as stack:
         inventory = stack.start("inventory", "127.0.40.1", {"STYLE": "platform"})
         orders = stack.start("orders", "127.0.40.2", {"STYLE": "platform", "INVENTORY_URL": inventory.url})
@@ -64,7 +64,7 @@ def valid_orders_are_refused_for_business_reasons_only(
     return None
 
 
-def fuzz(instance: Instance) -> tuple[int, list[str]]:
+def fuzz(instance: LiveReplica) -> tuple[int, list[str]]:
     """Run schemathesis' phases against one replica: how many requests it sent, and every failed check."""
     config = schemathesis.Config.from_dict({**CONFIG, "base-url": instance.url})
     schema = schemathesis.openapi.from_url(instance.url + "/openapi.json", config=config)
@@ -86,7 +86,7 @@ def _describe(check: str, info: Any) -> str:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_service_keeps_its_contract(shop: dict[str, Instance], service: str) -> None:
+def test_service_keeps_its_contract(shop: dict[str, LiveReplica], service: str) -> None:
     sent, failures = fuzz(shop[service])
     assert not failures, "\n".join(failures)
     assert sent >= 100, f"only {sent} requests reached {service}"

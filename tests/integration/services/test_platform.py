@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.stack import ADMIN_TOKEN, Instance, order, running_stack, wait_for
+from tests.support.stack import ADMIN_TOKEN, LiveReplica, order, running_stack, wait_for
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[dict[str, Instance]]:
+def shop() -> Iterator[dict[str, LiveReplica]]:
     with running_stack() as stack:
         inventory = stack.start("inventory", "127.0.20.1", {"STYLE": "platform"})
         orders = stack.start("orders", "127.0.20.2", {"STYLE": "platform", "INVENTORY_URL": inventory.url})
@@ -45,7 +45,7 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
     return dict(body)
 
 
-def test_calls_reach_the_configured_service_url(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_calls_reach_the_configured_service_url(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     before = shop["inventory"].metric("http_requests_total", route="/products/{product_id}")
     response = client.get(shop["gateway"].url + "/api/products/p-003")
     assert response.status_code == 200
@@ -56,7 +56,7 @@ def test_calls_reach_the_configured_service_url(shop: dict[str, Instance], clien
     assert listing["count"] == len(listing["items"]) == 20
 
 
-def test_order_is_idempotent_by_key(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_order_is_idempotent_by_key(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     inventory = shop["inventory"]
     created = inventory.metric("reservations_created_total")
     first = order(client, shop["gateway"].url, "idem-key-0001", quantity=2)
@@ -87,7 +87,7 @@ def test_order_is_idempotent_by_key(shop: dict[str, Instance], client: httpx.Cli
     ],
 )
 def test_bad_orders_get_problem_json(
-    shop: dict[str, Instance], client: httpx.Client, body: str, headers: dict[str, str], status: int
+    shop: dict[str, LiveReplica], client: httpx.Client, body: str, headers: dict[str, str], status: int
 ) -> None:
     response = client.post(
         shop["gateway"].url + "/api/orders", content=body, headers={"Content-Type": "application/json", **headers}
@@ -95,7 +95,7 @@ def test_bad_orders_get_problem_json(
     assert_problem(response, status)
 
 
-def test_oversized_body_is_refused(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_oversized_body_is_refused(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     payload = json.dumps({"product_id": "p-001", "quantity": 1, "pad": "x" * 100_000})
     response = client.post(
         shop["gateway"].url + "/api/orders",
@@ -105,14 +105,14 @@ def test_oversized_body_is_refused(shop: dict[str, Instance], client: httpx.Clie
     assert_problem(response, 413)
 
 
-def test_unknown_product_and_bad_ids(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_unknown_product_and_bad_ids(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     assert_problem(client.get(shop["gateway"].url + "/api/products/p-999"), 404)
     assert_problem(client.get(shop["gateway"].url + "/api/products/DROP%20TABLE"), 422)
     assert_problem(client.get(shop["gateway"].url + "/api/nowhere"), 404)
     assert_problem(client.delete(shop["gateway"].url + "/api/products"), 405)
 
 
-def test_failing_upstream_surfaces_without_retry(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_failing_upstream_surfaces_without_retry(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     inventory = shop["inventory"]
     assert inventory.admin("PUT", {"error_rate": 1.0}).status_code == 200
     try:
@@ -128,7 +128,7 @@ def test_failing_upstream_surfaces_without_retry(shop: dict[str, Instance], clie
         inventory.admin("DELETE")
 
 
-def test_hung_upstream_times_out_with_504(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_hung_upstream_times_out_with_504(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     inventory = shop["inventory"]
     inventory.admin("PUT", {"hang": True})
     try:
@@ -139,7 +139,7 @@ def test_hung_upstream_times_out_with_504(shop: dict[str, Instance], client: htt
     assert client.get(shop["gateway"].url + "/api/products/p-001").status_code == 200
 
 
-def test_unready_fault_flips_readiness(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_unready_fault_flips_readiness(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     inventory = shop["inventory"]
     inventory.admin("PUT", {"unready": True})
     try:
@@ -150,7 +150,7 @@ def test_unready_fault_flips_readiness(shop: dict[str, Instance], client: httpx.
     assert client.get(inventory.url + "/health/ready").status_code == 200
 
 
-def test_admin_api_needs_the_token(shop: dict[str, Instance], client: httpx.Client) -> None:
+def test_admin_api_needs_the_token(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
     url = shop["inventory"].url + "/admin/faults"
     assert_problem(client.get(url), 401)
     assert_problem(client.get(url, headers={"Authorization": "Bearer wrong-token-0123456789"}), 401)
