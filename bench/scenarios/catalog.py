@@ -53,6 +53,7 @@ SCENARIOS: dict[str, Scenario] = {
             "one inventory replica killed (process exits); the restart policy brings it back",
             actions.crash,
             measure=Measure.TARGET_REMOVED,
+            probe_bound=True,
             windows=_w((1.0, 3.0, 1.0), (1.5, 4.5, 2.0)),
         ),
         Scenario(
@@ -61,6 +62,7 @@ SCENARIOS: dict[str, Scenario] = {
             actions.hang,
             actions.unhang,
             measure=Measure.TARGET_REMOVED,
+            probe_bound=True,
             latency_fault=True,
             windows=_w((1.0, 5.5, 1.5), (1.5, 6.0, 2.5)),
         ),

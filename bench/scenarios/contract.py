@@ -92,6 +92,9 @@ class Scenario:
     inject_blocks: bool = False
     #: judge recovery on p99 as well as errors (latency faults)
     latency_fault: bool = False
+    #: only a probe or health check can see this fault (a hang, a crash): under ``--settings defaults`` its
+    #: windows stretch to that setting's probe bounds (a slow or failing replica passes its probes either way)
+    probe_bound: bool = False
     #: what the target must be able to do; a target without it does not run the scenario
     requires: frozenset[Capability] = frozenset()
     windows: dict[str, Windows] = field(default_factory=dict)

@@ -125,8 +125,10 @@ class Runner:
         k = self.options.duration_scale
         pre, fault, post = w.pre * k, w.fault * k, w.post * k
         floors = self.settings.window_floors(self.params)
-        if scenario.measure is Measure.TARGET_REMOVED:
+        if scenario.probe_bound:
             fault, post = max(fault, floors.detect_s), max(post, floors.recover_s)
+        elif scenario.measure is Measure.NEW_REPLICA_ROUTABLE:
+            fault = max(fault, floors.routable_s)
         elif scenario.measure is Measure.CONFIG_APPLIED:
             fault = max(fault, floors.config_s)
         return pre, fault, post

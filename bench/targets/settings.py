@@ -44,6 +44,8 @@ CONSUL_CLIENT_DEFAULTS: Mapping[str, Any] = MappingProxyType({**CLIENT_DEFAULTS,
 #: Slack over a probe bound for the status patch, the EndpointSlice write and kube-proxy's sync (~1 s) and
 #: the load's 1 s bins.
 BOUND_SLACK_S = 3.0
+#: How long scale-out holds the new replica at its fair share once routable (bench.suite.observe).
+FAIR_SHARE_HOLD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class WindowFloors:
     detect_s: float = 0.0
     recover_s: float = 0.0
     config_s: float = 0.0
+    #: a new replica: sandbox + container start, its first passing readiness probe, 1 s at its fair share
+    routable_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,12 @@ class Setting:
             detect_s=readiness.detect_after_s + BOUND_SLACK_S,
             recover_s=params.restart_delay_s + readiness.period_s + BOUND_SLACK_S,
             config_s=params.timing.configmap_bounds_s()[1] + BOUND_SLACK_S,
+            routable_s=params.timing.sandbox_start_s
+            + params.timing.container_create_s
+            + readiness.initial_delay_s
+            + readiness.period_s
+            + FAIR_SHARE_HOLD_S
+            + BOUND_SLACK_S,
         )
 
     def kube_params(self, params: KubeParams) -> KubeParams:

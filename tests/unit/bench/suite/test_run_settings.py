@@ -40,4 +40,9 @@ def test_defaults_stretch_the_windows_to_their_own_bounds(tmp_path: Path) -> Non
     _, fault, _ = runner._windows(SCENARIOS["config-change"])
     assert fault >= 91.0
     assert runner._windows(SCENARIOS["steady"]) == (1.5, 0.0, 4.5)
+    # a slow replica passes its probes under either setting: its windows are the profile's
+    w = SCENARIOS["slow-replica"].windows["full"]
+    assert runner._windows(SCENARIOS["slow-replica"]) == (w.pre, w.fault, w.post)
+    _, fault, _ = runner._windows(SCENARIOS["scale-out"])
+    assert fault >= 2.0 + 10.0 + 1.0  # sandbox + container, one readiness period, 1 s at the fair share
     assert any("readiness probe: period 2 s x 2" in note for note in runner.notes)
