@@ -8,10 +8,10 @@ Markdown files carry two kinds of markers, and everything between them is rewrit
   the compose-target reference instead.
 
 `python -m bench.report.docs` re-renders from the committed reference reports: docs/reference/report.json
-(the local target, all styles) and docs/reference/compose/report.json (`--target compose`, the cloud style on
-the real compose stack). `--adopt reports/latest` first copies a new report (and its plots) in as the
-reference its target belongs to. `--check` only compares, for the test that fails when docs and reference
-disagree.
+(the local target, all styles), docs/reference/compose/report.json (`--target compose`, the cloud style on
+the real compose stack) and docs/reference/defaults/report.json (`--settings defaults`). `--adopt
+reports/latest` first copies a new report (and its plots) in as the reference its target and settings belong
+to. `--check` only compares, for the test that fails when docs and reference disagree.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.paths import ROOT
-from bench.report import document, overload_doc
+from bench.report import document, overload_doc, settings_doc
 from bench.report import format as fmt
 from bench.report.calibration_doc import block_calibration
 
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
 #: reference name -> directory; "local" is the default one every marker without a prefix reads.
-REFERENCES = {"local": REFERENCE, "compose": REFERENCE / "compose"}
+REFERENCES = {"local": REFERENCE, "compose": REFERENCE / "compose", "defaults": REFERENCE / "defaults"}
 DOC_FILES = ("comparison.md", "benchmark.md")
 README = ROOT / "README.md"
 
@@ -189,6 +189,7 @@ BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 #: Blocks that compare reference reports, given every reference by name.
 MULTI_BLOCKS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], str]] = {
     "compose-vs-local": block_compose_vs_local,
+    "defaults-vs-tuned": settings_doc.defaults_vs_tuned,
 }
 
 
@@ -222,8 +223,11 @@ def targets() -> list[Path]:
 
 
 def reference_for(report: Mapping[str, Any]) -> Path:
-    """The local target's report is the main reference; a cloud-only compose report is the compose one."""
-    return REFERENCES["compose"] if str(report.get("target", "")).startswith("compose") else REFERENCES["local"]
+    """The local target's tuned report is the main reference; a cloud-only compose report is the compose one,
+    a ``--settings defaults`` report the defaults one."""
+    if str(report.get("target", "")).startswith("compose"):
+        return REFERENCES["compose"]
+    return REFERENCES["defaults"] if settings_doc.settings_of(report) == "defaults" else REFERENCES["local"]
 
 
 def adopt(report_dir: Path) -> Path:

@@ -90,6 +90,7 @@ def build_report(
             "replicas": options.replicas,
             "keepalive": options.keepalive,
             "duration_scale": options.duration_scale,
+            "settings": options.settings,
             "run_id": run_id,
         },
     )

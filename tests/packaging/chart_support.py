@@ -32,6 +32,10 @@ KUBE_VERSIONS = ("1.25.0", kubernetes_validate.utils.latest_version())
 Obj = dict[str, Any]
 
 
+#: The services with upstreams to discover: only their hybrid pods talk to the API server.
+CALLERS = frozenset({"gateway", "orders"})
+
+
 # --- rendering ------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import yaml
 
 from services import SERVICES
 from tests.packaging.chart_support import (
+    CALLERS,
     CHART,
     RELEASE,
     VARIANTS,
@@ -30,8 +31,8 @@ def test_every_container_has_resources_probes_and_hardening(variant: str) -> Non
     for name, meta, spec in pod_specs(objects):
         pod_sc = spec["securityContext"]
         assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] != 0, name
-        # A token only where the EndpointSlice watch needs one: hybrid's service pods (see test_rbac.py).
-        needs_token = hybrid and meta["labels"]["app.kubernetes.io/component"] in SERVICES
+        # A token only where the EndpointSlice watch needs one: hybrid's callers (see test_rbac.py).
+        needs_token = hybrid and meta["labels"]["app.kubernetes.io/component"] in CALLERS
         assert spec["automountServiceAccountToken"] is needs_token, name
         for c in spec["containers"]:
             where = f"{name}/{c['name']}"

@@ -10,6 +10,7 @@ import pytest
 
 from services import SERVICES
 from tests.packaging.chart_support import (
+    CALLERS,
     NAMESPACE,
     VARIANTS,
     Obj,
@@ -29,7 +30,6 @@ ENDPOINTSLICE_READER = [
 # Where an API server answers: the `kubernetes` Service's ClusterIP (kind's default service CIDR) and, after
 # kube-proxy's DNAT, a kind control-plane node and a managed cluster's endpoint.
 API_SERVERS = [("10.96.0.1", 443), ("172.18.0.2", 6443), ("34.118.224.1", 443)]
-CALLERS = {"gateway", "orders"}  # the services with upstreams to discover
 
 HYBRID = [v for v in VARIANTS if v in ("hybrid", "production")]
 NOT_HYBRID = [v for v in VARIANTS if v not in HYBRID]
@@ -61,11 +61,12 @@ def test_hybrid_may_read_endpointslices_in_its_namespace_only(variant: str) -> N
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
     ]
-    # The account mounts nothing by itself; the service pods ask for the token, the others never get it.
+    # The account mounts nothing by itself; the callers' pods ask for the token, inventory (it calls nobody)
+    # and the add-ons never get it.
     assert account["automountServiceAccountToken"] is False
     for name, spec in _service_pods(objects).items():
         assert spec["serviceAccountName"] == account["metadata"]["name"], name
-        assert spec["automountServiceAccountToken"] is (name in SERVICES), name
+        assert spec["automountServiceAccountToken"] is (name in CALLERS), name
 
 
 @pytest.mark.parametrize("variant", NOT_HYBRID)
@@ -80,7 +81,7 @@ def test_other_styles_get_no_role_and_no_token(variant: str) -> None:
 def test_rbac_create_false_leaves_the_grant_to_an_administrator() -> None:
     objects = render({"style": "hybrid", "rbac": {"create": False}})
     assert of_kind(objects, "Role") == [] and of_kind(objects, "RoleBinding") == []
-    assert all(_service_pods(objects)[name]["automountServiceAccountToken"] is True for name in SERVICES)
+    assert all(_service_pods(objects)[name]["automountServiceAccountToken"] is True for name in CALLERS)
 
 
 @pytest.mark.parametrize("variant", HYBRID)

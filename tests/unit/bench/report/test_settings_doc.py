@@ -1,0 +1,63 @@
+"""The "out of the box" table puts each tuned figure beside its defaults figure, and names both runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import docs, settings_doc
+
+
+def _entry(**figures: Any) -> dict[str, Any]:
+    return {"valid": True, "repeats": 1, "fault": {"start_s": 2.0, "end_s": 10.0}, "extra": {}, **figures}
+
+
+def _report(settings: str, scenarios: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "created": "2026-11-27T21:00:00",
+        "styles": ["cloud", "platform"],
+        "options": {"settings": settings, "repeats": 1},
+        "environment": {"notes": []},
+        "scenarios": scenarios,
+    }
+
+
+def test_rows_show_tuned_then_defaults_with_the_scenarios_control_plane_time() -> None:
+    tuned = _report(
+        "tuned",
+        {
+            "hung-replica": {
+                "cloud": _entry(fault_error_rate=0.0, fault_p99_ms=20.0, extra={"removed_s": 2.1}),
+                "platform": _entry(fault_error_rate=0.01, fault_p99_ms=40.0, extra={"removed_s": 3.9}),
+            }
+        },
+    )
+    defaults = _report(
+        "defaults",
+        {
+            "hung-replica": {
+                "cloud": _entry(fault_error_rate=0.2, fault_p99_ms=900.0, extra={"removed_s": 31.0}),
+                # never left rotation while the fault lasted
+                "platform": _entry(fault_error_rate=0.3, fault_p99_ms=1000.0, extra={"removed_s": None}),
+            }
+        },
+    )
+    out = docs.render(
+        "<!-- measured:defaults-vs-tuned -->\n<!-- /measured -->\n", {"local": tuned, "defaults": defaults}
+    )
+    assert "| hung-replica | cloud | 0 % → 20.00 % | 20.0 ms → 900 ms | out of rotation: 2.10 s → 31.00 s |" in out
+    assert "out of rotation: 3.90 s → never (fault lifted at 8 s) |" in out
+    assert "Runs: tuned: 2026-11-27T21:00:00 UTC, 1 run, no spread; defaults:" in out
+
+
+def test_without_a_defaults_reference_the_block_says_how_to_make_one() -> None:
+    out = settings_doc.defaults_vs_tuned({"local": _report("tuned", {})})
+    assert "No defaults reference yet" in out
+
+
+def test_settings_of_reads_options_or_the_older_environment_note() -> None:
+    assert settings_doc.settings_of({"options": {"settings": "defaults"}}) == "defaults"
+    old = {"options": {}, "environment": {"notes": ["settings: defaults (what each world ships)"]}}
+    assert settings_doc.settings_of(old) == "defaults"
+    assert settings_doc.settings_of({"options": {}}) == "tuned"
+    assert docs.reference_for(old) == docs.REFERENCES["defaults"]
+    assert docs.reference_for({"target": "local", "options": {"settings": "tuned"}}) == docs.REFERENCES["local"]
