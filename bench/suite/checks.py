@@ -73,11 +73,50 @@ def hung_check(runs: Sequence[RunResult], params: KubeParams) -> Check:
     )
 
 
+#: Issue 10's targets for the in-code styles: p99 inside the fault window at most this x steady p99.
+TAIL_FACTORS = {"slow-replica": 2.0, "hung-replica": 3.0}
+#: ... and hung-replica's error rate inside the fault window at most 0.1 %.
+HUNG_ERROR_RATE = 0.001
+#: Per-pod connections must not cost more than a VIP: hybrid's steady p99 at most 10 % over platform's.
+STEADY_HYBRID_OVER_PLATFORM = 1.10
+
+
+def tail_check(
+    faulted: Sequence[RunResult], steady: Sequence[RunResult], style: str, scenario: str = "slow-replica"
+) -> Check:
+    """p99 inside a latency fault's window (median of repeats) against the steady scenario's p99."""
+    inside = _median([f.fault_p99_ms if (f := r.fault_figures()) else None for r in faulted])
+    base = _median([r.load.latency_ms(99.0) for r in steady])
+    factor = TAIL_FACTORS[scenario]
+    return check_ratio_at_most(f"{scenario}: {style} p99 in the fault window vs steady p99", inside, base, factor)
+
+
 def slow_check(slow: Sequence[RunResult], steady: Sequence[RunResult], style: str) -> Check:
     """p99 inside the slow replica's fault window (median of repeats) against the steady scenario's p99."""
-    inside = _median([f.fault_p99_ms if (f := r.fault_figures()) else None for r in slow])
-    base = _median([r.load.latency_ms(99.0) for r in steady])
-    return check_ratio_at_most(f"slow-replica: {style} p99 in the fault window vs steady p99", inside, base, 2.0)
+    return tail_check(slow, steady, style, "slow-replica")
+
+
+def fault_errors_check(runs: Sequence[RunResult], style: str, limit: float = HUNG_ERROR_RATE) -> Check:
+    """The error rate inside the fault window, median of the repeats (the worst run in the detail)."""
+    rates = [f.fault_error_rate if (f := r.fault_figures()) else None for r in runs]
+    present = [v for v in rates if v is not None]
+    scenario = runs[0].scenario if runs else "?"
+    return check_at_most(
+        f"{scenario}: {style} error rate in the fault window",
+        _median(present),
+        limit,
+        detail=f"worst run {max(present):.4f}" if present else "no fault window measured",
+    )
+
+
+def steady_hybrid_check(hybrid: Sequence[RunResult], platform: Sequence[RunResult]) -> Check:
+    """hybrid's steady p99 (per-pod connections) against platform's (one VIP), medians of the repeats."""
+    return check_ratio_at_most(
+        "steady: hybrid p99 vs platform p99",
+        _median([r.load.latency_ms(99.0) for r in hybrid]),
+        _median([r.load.latency_ms(99.0) for r in platform]),
+        STEADY_HYBRID_OVER_PLATFORM,
+    )
 
 
 def co_delta_ms(load: LoadResult) -> float:
@@ -139,9 +178,16 @@ def scenario_checks(all_runs: Sequence[RunResult], params: KubeParams) -> list[C
             )
         )
     for style in ("cloud", "hybrid"):
-        slow, steady = _entry(runs, "slow-replica", style), _entry(runs, "steady", style)
-        if slow and steady:
-            checks.append(slow_check(slow, steady, style))
+        steady = _entry(runs, "steady", style)
+        for scenario in TAIL_FACTORS:
+            faulted = _entry(runs, scenario, style)
+            if faulted and steady:
+                checks.append(tail_check(faulted, steady, style, scenario))
+        if hung := _entry(runs, "hung-replica", style):
+            checks.append(fault_errors_check(hung, style))
+    hybrid_steady, platform_steady = _entry(runs, "steady", "hybrid"), _entry(runs, "steady", "platform")
+    if hybrid_steady and platform_steady:
+        checks.append(steady_hybrid_check(hybrid_steady, platform_steady))
     hung = _entry(runs, "hung-replica", "platform")
     if hung:
         checks.append(hung_check(hung, params))

@@ -11,11 +11,14 @@ from bench.load import new_histogram, record_us
 from bench.report.model import Check, FaultWindow, RunResult
 from bench.suite.checks import (
     co_delta_ms,
+    fault_errors_check,
     hung_check,
     hung_removal_bound_s,
     loadgen_check,
     scenario_checks,
     slow_check,
+    steady_hybrid_check,
+    tail_check,
 )
 from bench.suite.observe import Observation, fair_share_s
 from tests.unit.bench.report.support import synthetic_load
@@ -77,6 +80,33 @@ def test_slow_check_uses_the_p99_inside_the_fault_window() -> None:
     assert slow_check([_slow(5_000)], steady, "cloud").passed
     failed = slow_check([_slow(40_000)], steady, "cloud")
     assert not failed.passed and failed.measured == pytest.approx(40.0 / 4.19, rel=0.01)
+
+
+def _hung(latency_us: int, error_bins: range = range(0)) -> RunResult:
+    load = synthetic_load(latency_us=4_000, error_bins=error_bins)
+    for b in load.bins[20:40]:
+        b.latencies_us = [latency_us] * len(b.latencies_us)
+    return run("hung-replica", "hybrid", fault=FAULT, load=load)
+
+
+def test_hung_tail_and_error_checks_hold_the_in_code_styles_to_3x_and_0_1_percent() -> None:
+    steady = [run("steady", "hybrid")]
+    assert tail_check([_hung(10_000)], steady, "hybrid", "hung-replica").passed  # 2.4x
+    failed = tail_check([_hung(1_000_000)], steady, "hybrid", "hung-replica")  # a whole 1 s timeout at p99
+    assert not failed.passed and failed.target == "ratio <= 3"
+    assert fault_errors_check([_hung(4_000)], "hybrid").passed
+    errors = fault_errors_check([_hung(4_000, error_bins=range(20, 22))], "hybrid")  # 8 of 400 in the window
+    assert not errors.passed and errors.measured == pytest.approx(0.02) and "worst run" in errors.detail
+    checks = scenario_checks([*steady, _hung(1_000_000, error_bins=range(20, 22))], PARAMS)
+    assert not by_name(checks, "hung-replica: hybrid p99").passed
+    assert not by_name(checks, "hung-replica: hybrid error rate").passed
+
+
+def test_steady_hybrid_must_stay_within_10_percent_of_platform() -> None:
+    platform = [run("steady", "platform", load=synthetic_load(latency_us=10_000))]
+    assert steady_hybrid_check([run("steady", "hybrid", load=synthetic_load(latency_us=10_500))], platform).passed
+    slower = steady_hybrid_check([run("steady", "hybrid", load=synthetic_load(latency_us=12_000))], platform)
+    assert not slower.passed and slower.measured == pytest.approx(1.2, rel=0.01)
 
 
 def test_scale_out_and_crash_checks_pass_and_fail() -> None:
