@@ -8,6 +8,7 @@ with lightkube, exactly as in a cluster, and call inventory pods directly.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -92,3 +93,40 @@ async def test_one_hung_pod_costs_no_order(shop: KubeCluster) -> None:
         assert statuses == [201] * 200, {s: statuses.count(s) for s in set(statuses)}
     finally:
         shop.unhang(hung)
+
+
+async def _until_discovered(client: httpx.AsyncClient, url: str, count: float, timeout_s: float) -> float:
+    """Poll the gateway's discovery gauge every 10 ms until it shows ``count``; the monotonic time it did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await _discovered(client, url, "inventory") == count:
+            return time.monotonic()
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the gateway never discovered {count:g} inventory pods within {timeout_s:g} s")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_pod_that_turns_not_ready_leaves_hybrids_rotation_within_half_a_second(shop: KubeCluster) -> None:
+    """Issue 10's discovery reaction: from the EndpointSlice write marking the pod not ready (the API server's
+    own store, observed in-process) to the gateway's discovered set shrinking, through the real watch."""
+    gateway = _pod_url(shop, "gateway")
+    async with httpx.AsyncClient(timeout=5) as client:
+        await _until_discovered(client, gateway, 3, timeout_s=60)
+        pod = shop.pods("inventory")[1]
+        written: list[float] = []
+
+        def on_write() -> None:
+            states = shop.store.endpoints("inventory")
+            if not written and any(e.pod == pod.name and not e.ready for e in states):
+                written.append(time.monotonic())
+
+        shop.store.subscribe(on_write)
+        shop.hang(pod)  # readiness 2 s x 2 then takes it out of the slice
+        try:
+            left = await _until_discovered(client, gateway, 2, timeout_s=30)
+        finally:
+            shop.unhang(pod)
+        assert written, "the slice never marked the hung pod not ready"
+        reaction = left - written[0]
+        print(f"hybrid discovery reaction: {reaction * 1000:.0f} ms after the EndpointSlice update")
+        assert 0.0 <= reaction <= 0.5, f"left rotation {reaction:.3f} s after the slice update"
