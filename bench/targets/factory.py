@@ -22,6 +22,7 @@ from bench.targets.compose_docker import build_image
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.local_cloud import LocalCloud
 from bench.targets.local_kube import LocalKube
+from bench.targets.slots import AddressSlot
 
 STYLES = ("cloud", "platform", "hybrid")
 #: Named variants a run may ask for (`--styles hybrid-vip`) but the default run leaves out.
@@ -49,12 +50,19 @@ def plan_targets(targets: Sequence[str], styles: Sequence[str]) -> dict[str, str
 
 
 def make_supervisor(
-    style: str, target: str, run_dir: Path, run_id: str, cgroups: bool, base_env: Mapping[str, str]
+    style: str,
+    target: str,
+    run_dir: Path,
+    run_id: str,
+    cgroups: bool,
+    base_env: Mapping[str, str],
+    slot: AddressSlot | None = None,
 ) -> Supervisor:
-    """The style's supervisor; cgroup limits apply to the processes the local target starts itself."""
+    """The style's supervisor; cgroup limits apply to the processes the local target starts itself. ``slot``
+    (bench.targets.slots) shifts the style's address block off other runs' on the same machine."""
     return Supervisor(
         run_dir / style,
-        block=BLOCKS[style],
+        block=slot.block(BLOCKS[style]) if slot else BLOCKS[style],
         run_id=run_id,
         cgroups=cgroups and target == LOCAL,
         base_env=dict(base_env),
@@ -62,7 +70,13 @@ def make_supervisor(
 
 
 def make_target(
-    style: str, target: str, supervisor: Supervisor, facts: DeploymentFacts, run_dir: Path, apply_limits: bool
+    style: str,
+    target: str,
+    supervisor: Supervisor,
+    facts: DeploymentFacts,
+    run_dir: Path,
+    apply_limits: bool,
+    slot: AddressSlot | None = None,
 ) -> Target:
     if target == "compose":
         if style != "cloud":
@@ -73,7 +87,8 @@ def make_target(
     if style == "cloud":
         return LocalCloud(supervisor, facts, apply_limits)
     config_dir = run_dir / f"config-{style}"
-    return LocalKube(style, supervisor, facts, config_dir, apply_limits, vip_block=VIP_BLOCKS[style])
+    vip_block = slot.block(VIP_BLOCKS[style]) if slot else VIP_BLOCKS[style]
+    return LocalKube(style, supervisor, facts, config_dir, apply_limits, vip_block=vip_block)
 
 
 def prepare_targets(plan: Mapping[str, str], replicas: Mapping[str, int] = DEFAULT_REPLICAS) -> None:
