@@ -1,8 +1,12 @@
 """The Spring Cloud Consul side of a replica: register with an HTTP check on start, deregister on drain.
 
 Self-registration is what a cloud-style replica does for its callers (ServiceRegistry in Spring Cloud); the
-caller side (discovery, KV config) lives in `services.upstream`. The agent's self-description tells whether a
-real Consul or the stand-in answered, so logs and reports can say so.
+caller side (discovery, KV config) lives in `services.upstream`. Once registered, the replica checks every check
+interval that the agent still has it, and registers again if not: a check that stays critical past
+``deregister_critical_after`` (an overloaded replica whose check times out for a minute) makes Consul drop the
+service, and without this the replica would stay out of discovery for good while healthy again (Spring Cloud
+Consul's heartbeat mode has the same remedy, ``reregister-service-on-failure``). The agent's self-description
+tells whether a real Consul or the stand-in answered, so logs and reports can say so.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import consul
 
 from services import __version__
 from services.kit.background import cancel_and_wait
+from services.kit.durations import seconds
 from services.kit.settings import Settings
 from services.upstream import describe_agent
 
@@ -62,8 +67,25 @@ class Registration:
             self.registered.set()
             return
 
+    async def _keep_registered(self) -> None:
+        """Register, then every check interval make sure the agent still has this instance (see module doc)."""
+        await self._register_until_done()
+        every = max(1.0, seconds(self.settings.check_interval))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                known = await self.client.agent.services()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the registry is unreachable: nothing to repair until it answers
+                log.debug("consul registration check failed: %s", exc)
+                continue
+            if self.settings.instance_id not in known:
+                log.warning("consul dropped %s; registering again", self.settings.instance_id)
+                await self._register_until_done()
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._register_until_done(), name="consul-register")
+        self._task = asyncio.create_task(self._keep_registered(), name="consul-register")
 
     async def deregister(self) -> None:
         await cancel_and_wait(self._task)

@@ -56,6 +56,22 @@ def start_shop(
     return replicas
 
 
+def test_a_replica_consul_dropped_registers_again(registry: RegistryHandle) -> None:
+    """Consul drops a service whose check stayed critical past DeregisterCriticalServiceAfter (here: removed by
+    the API, as the agent would); the replica, healthy again, must come back rather than stay out for good."""
+    with running_stack() as stack:
+        inventory = stack.start("inventory", "127.0.23.2", cloud_env(registry))
+        wait_for(lambda: inventory.instance_id in passing(registry, "inventory"), 10, what="passing registration")
+        host, port = registry.address.split(":")
+        agent = consul.Consul(host=host, port=int(port)).agent
+        agent.service.deregister(inventory.instance_id)
+        assert inventory.instance_id not in agent.services()
+        wait_for(
+            lambda: inventory.instance_id in passing(registry, "inventory"), 10, what="registered and passing again"
+        )
+        assert "registering again" in inventory.log()
+
+
 def test_registration_check_flip_and_graceful_deregistration(registry: RegistryHandle) -> None:
     with running_stack() as stack:
         inventory = stack.start("inventory", "127.0.23.1", cloud_env(registry))
