@@ -1,7 +1,7 @@
 """`python -m bench` (what `make benchmark` runs): every scenario against every style, one report.
 
 Examples:
-  make benchmark                                   # full suite, 3 repeats, about 15 minutes on 2 cores
+  make benchmark                                   # full suite, 3 repeats, about 21 minutes on 2 cores
   make benchmark ARGS="--settings defaults"       # what each world ships (longer windows, see docs)
   make benchmark ARGS="--profile quick"            # all scenarios, short windows (CI smoke)
   make benchmark ARGS="--scenarios steady,crashed-replica --styles cloud,platform --repeats 3"
@@ -30,7 +30,7 @@ from bench.targets.settings import SETTINGS
 from bench.targets.shell import TargetError
 
 PROFILES = {
-    # rate (req/s), repeats (styles alternate between them), micro-benchmark calls per round. full is the
+    # rate (req/s), repeats (styles rotate between them), micro-benchmark calls per round. full is the
     # reference report: every figure a median with min-max over 3 repeats; the micro-benchmark's 1000 calls x 6
     # rounds keep its medians stable at half the time of 2000.
     "full": {"rate": 200.0, "repeats": 3, "micro_calls": 1000},
@@ -70,7 +70,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         choices=sorted(PROFILES),
         default=os.environ.get("BENCH_PROFILE", "full"),
-        help="full (default: 3 repeats, ~15 min) or quick (short windows, 1 repeat, ~4 min); env BENCH_PROFILE",
+        help="full (default: 3 repeats, ~21 min) or quick (short windows, 1 repeat, ~4 min); env BENCH_PROFILE",
     )
     parser.add_argument(
         "--scenarios",
@@ -86,7 +86,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, help="requests per second, open loop (default: 200 full, 100 quick)")
     parser.add_argument(
-        "--repeats", type=int, help="repeats per scenario and style, styles alternating (default: 3 full, 1 quick)"
+        "--repeats", type=int, help="repeats per scenario and style, styles rotating (default: 3 full, 1 quick)"
     )
     parser.add_argument("--duration-scale", type=float, default=1.0, help="multiply every window (default 1.0)")
     parser.add_argument(

@@ -29,7 +29,7 @@ from bench.load.outcomes import (
     count_duplicates,
     outcome_family,
 )
-from bench.load.process import LoadGenError, LoadProcess, read_result, run_load_subprocess
+from bench.load.process import LoadGenError, LoadProcess, WarmGenerator, read_result, run_load_subprocess
 from bench.load.result import LoadProgress, LoadResult, ProgressCallback
 from bench.load.series import Bin, merge_bins, percentile, resample
 
@@ -50,6 +50,7 @@ __all__ = [
     "LoadProgress",
     "LoadResult",
     "ProgressCallback",
+    "WarmGenerator",
     "classify_exception",
     "classify_status",
     "count_duplicates",

@@ -94,7 +94,7 @@ def _result_cell(entry: Mapping[str, Any] | None) -> str:
         return f"{errors} / - / {p99} / - / -"
     in_window = fmt.over_repeats(entry, "fault_error_rate", fmt.pct)
     routed = fmt.over_repeats(entry, "routed_around_s", fmt.secs, fmt.never_lifted(entry))
-    after = fmt.over_repeats(entry, "recovered_after_lift_s", fmt.secs)
+    after = fmt.over_repeats(entry, "recovered_after_lift_s", fmt.secs, fmt.not_recovered(entry))
     return f"{errors} / {in_window} / {p99} / {routed} / {after}"
 
 

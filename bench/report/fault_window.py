@@ -12,6 +12,10 @@ fault. The figures here answer three separate questions, all in seconds from a s
   when no bin inside the fault window was unhealthy; ``None`` = never while the fault was active.
 - ``recovered_after_lift_s`` (from the fault end): the start of the first healthy window that begins at or
   after the lift, minus the lift time; ``None`` = never within the series (or the fault was never lifted).
+  ``after_lift_s`` says which ``None`` it is: the seconds of load after the lift (the bins starting at or
+  after it). Shorter than one healthy window (no post window, as in scale-out and config-change, the quick
+  profile's 1 s, a rollout that outlasted the load), no window could fit, so the figure is *not
+  measurable*; otherwise ``None`` means *never* within that time.
 
 Beside them, the error rate and pooled p99 of the requests whose intended send time lies inside
 ``[fault_start, fault_end)`` (``fault_error_rate``, ``fault_p99_ms``): whole-run rates dilute a fault by
@@ -45,6 +49,8 @@ class FaultFigures:
     detected_s: float | None
     routed_around_s: float | None
     recovered_after_lift_s: float | None
+    #: seconds of load after the lift (None: never lifted); below ``sustain_s``, after-lift is not measurable
+    after_lift_s: float | None
     fault_error_rate: float | None
     fault_p99_ms: float | None
     baseline_p99_ms: float | None
@@ -99,6 +105,18 @@ def recovered_after_lift_s(
     return None if found is None else ordered[found].start_s - fault_end
 
 
+def after_lift_s(bins: Sequence[Bin], bin_s: float, fault_end: float | None) -> float | None:
+    """Seconds of series from the first bin starting at or after the lift (None: the fault was never lifted)."""
+    if fault_end is None:
+        return None
+    return sum(1 for b in bins if b.start_s >= fault_end - 1e-9) * bin_s
+
+
+def after_lift_measurable(after_s: float | None, sustain_s: float) -> bool:
+    """Whether the load after the lift can hold one healthy window at all (else "not measurable")."""
+    return after_s is not None and after_s >= sustain_s - 1e-9
+
+
 def fault_figures(
     bins: Sequence[Bin],
     bin_s: float,
@@ -118,6 +136,7 @@ def fault_figures(
         detected_s=removed_s,
         routed_around_s=routed_around_s(bins, bin_s, fault_start, fault_end, thr, sustain_s),
         recovered_after_lift_s=recovered_after_lift_s(bins, bin_s, fault_end, thr, sustain_s),
+        after_lift_s=after_lift_s(bins, bin_s, fault_end),
         fault_error_rate=analysis.error_rate_over(inside) if requests else None,
         fault_p99_ms=analysis.p99_over(inside),
         baseline_p99_ms=base.p99_ms,

@@ -89,6 +89,25 @@ def never_lifted(entry: Mapping[str, Any]) -> str:
     return f"never (fault lifted at {float(fault['end_s']) - float(fault['start_s']):.0f} s)"
 
 
+def not_recovered(entry: Mapping[str, Any]) -> str:
+    """What a null "healthy after the lift" means: never within the load after the lift, or not measurable.
+
+    Not measurable when the load after the lift (``windows.after_lift_s``, the shortest of the repeats) is
+    shorter than one healthy window (``windows.sustain_s``): no post window (scale-out, config-change), the
+    quick profile's 1 s, a rollout that outlasted the load. A report without ``after_lift_s`` says "never".
+    """
+    fault = entry.get("fault") or {}
+    if fault and fault.get("end_s") is None:
+        return "not measurable (fault never lifted)"
+    windows = entry.get("windows") or {}
+    after, sustain = windows.get("after_lift_s"), windows.get("sustain_s")
+    if after is None or sustain is None:
+        return "never"
+    if float(after) < float(sustain) - 1e-9:
+        return f"not measurable (post window {float(after):.1f} s shorter than the {float(sustain):g} s healthy window)"
+    return f"never (within the {float(after):.1f} s after the lift)"
+
+
 def repeats_line(doc: Mapping[str, Any]) -> str:
     """How many runs every figure is made of: "1 run, no spread" or "N repeats: medians with min to max"."""
     counts = {int(e.get("repeats", 0)) for entries in doc.get("scenarios", {}).values() for e in entries.values()}
@@ -96,4 +115,4 @@ def repeats_line(doc: Mapping[str, Any]) -> str:
     most = max(counts, default=int(doc.get("options", {}).get("repeats", 1) or 1))
     if most <= 1:
         return "1 run, no spread"
-    return f"{most} repeats per scenario and style (alternating styles ABAB): medians with min to max"
+    return f"{most} repeats per scenario and style (styles taking turns, order rotating): medians with min to max"

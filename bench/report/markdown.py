@@ -140,7 +140,10 @@ def _scenario_table(styles: Sequence[str], entries: Mapping[str, Mapping[str, An
             ("p99 in fault window", lambda e: fmt.over_repeats(e, "fault_p99_ms", fmt.ms)),
             ("routing changed after", lambda e: fmt.over_repeats(e, "detected_s", fmt.secs, "not observed")),
             ("routed around after", lambda e: fmt.over_repeats(e, "routed_around_s", fmt.secs, fmt.never_lifted(e))),
-            ("healthy after the lift", lambda e: fmt.over_repeats(e, "recovered_after_lift_s", fmt.secs)),
+            (
+                "healthy after the lift",
+                lambda e: fmt.over_repeats(e, "recovered_after_lift_s", fmt.secs, fmt.not_recovered(e)),
+            ),
             ("healthy means", _health),
             ("impact after (errors only)", lambda e: "none" if e.get("impact_s") is None else fmt.secs(e["impact_s"])),
             ("errors stop after", lambda e: fmt.over_repeats(e, "errors_stop_s", fmt.secs)),
@@ -186,14 +189,15 @@ def _extra(extra: Mapping[str, Any], key: str) -> str:
 
 
 CAPACITY_NOTE = (
-    "The knee: the highest open-loop rate whose p99 stayed under the bound (5x the style's p99 at the first, "
-    "base-rate step, at least 50 ms) with no error; doubling from the base rate, then bisecting (✗: a failed "
-    "step). Limited by 'generator': the load generator fell behind first, so the knee is a lower bound."
+    "The knee: the highest open-loop rate whose p99 stayed under the bound (5x the median p99 of 3 short "
+    "base-rate samples, within 50 to 500 ms) with no error; doubling from the base rate, then bisecting (✗: a "
+    "failed step). Limited by 'generator': the load generator fell behind first, so the knee is a lower bound."
 )
 OVERLOAD_NOTE = (
-    "1.5x each style's knee in the fault window, then the base rate. Per client request, in the window (before it "
-    "in brackets); 'never' recovered: not healthy again within the post window (metastable). The SRE book's bound "
-    "for 3 tiers retrying 4 times each is 64x; a retry budget keeps it near 1x."
+    "1.5x each style's knee in the fault window, then the base rate. Per client request from the fault's start "
+    "until every request of the run was answered (before the fault in brackets); 'never' recovered: not healthy "
+    "again within the post window (metastable). The SRE book's bound for 3 tiers retrying 4 times each is 64x; a "
+    "retry budget keeps it near 1x."
 )
 
 

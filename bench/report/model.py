@@ -38,7 +38,9 @@ it into files (``bench.report.document`` reads and writes the JSON). ``report.js
             "recovered_after_lift_s": float | null,           # from fault end until healthy; null = never
             "fault_error_rate", "fault_p99_ms": float | null, # inside [fault start, fault end), median
             "windows": {"bin_s", "sustain_s", "series_s", "baseline_s": [from, to] | null,
-                        "observe_period_s": float | null, "p99_threshold_ms", "err_threshold"},
+                        "observe_period_s": float | null, "p99_threshold_ms", "err_threshold",
+                        "after_lift_s": float | null},   # shortest load after the lift of the repeats:
+                                                  # below sustain_s, recovered_after_lift_s is not measurable
             "duplicates": int,
             "replica_share": {"<service>": {"<instance>": share 0..1}},
             "replica_share_max_over_fair": {"<service>": float},

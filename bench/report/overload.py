@@ -5,12 +5,20 @@ the fault window, its error classes, the retry amplification per tier the runner
 counters (``amp_*``, with the pre-fault ``base_amp_*`` beside it), the time to recover after the load
 dropped (``None``: not within the post window, a metastable failure) and the accounting that must hold:
 sent = succeeded + failed, and no duplicate order.
+
+The amplification span is not the fault window: it runs from the fault's start to the end of the run,
+closed by a read once every request was answered and the counters stopped moving (bench.suite.
+amplification), because requests the window sent are still queued at the lift. The entry says so in
+``amplification_span`` with the span's client requests, so a reader does not take it for the window alone.
+Per client request, a tier's figure is below 1 when the gateway refused or dropped requests at the edge
+(they never reached it); ``inventory_per_gateway_request`` divides those out: the amplification below the
+entry tier, the SRE book's tiers x attempts figure.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.report.model import Report, RunResult
@@ -40,15 +48,77 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+#: The runner's description of its amplification span (bench.suite.amplification), not per-tier figures.
+SPAN_KEYS = ("amp_span_start_s", "amp_span_requests", "base_amp_span_requests", "amp_settled_after_s")
+SPAN = (
+    "from the fault's start to the end of the run (the overload window, then the post window at the base rate),"
+    " closed once every client request was answered or timed out and the replicas' counters stopped moving;"
+    " base_amp_*: from the load's start to the fault's start"
+)
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return None if top is None or not bottom else top / bottom
+
+
+def _span(runs: Sequence[RunResult]) -> dict[str, Any]:
+    settled = [r.extra.get("amp_settled_after_s") for r in runs]
+    return {
+        "description": SPAN,
+        "client_requests": _median([r.extra.get("amp_span_requests") for r in runs]),
+        "base_client_requests": _median([r.extra.get("base_amp_span_requests") for r in runs]),
+        "drained": bool(runs) and all(s is not None for s in settled),
+        "settled_after_s": None if None in settled else _median(settled),
+    }
+
+
+#: Below this many per client request a figure counts as none (a handful of attempts in thousands).
+NEGLIGIBLE = 0.001
+#: The tiers that call upstreams, so can retry.
+CALLERS = ("gateway", "orders")
+
+
+def retries_explained(amplification: Mapping[str, float | None], edge_errors: Mapping[str, int]) -> str:
+    """Why the retry figures are what they are, from the counters: what failed upstream, what was retried,
+    what the budget refused. A retry budget only acts on failed upstream attempts; when none failed the
+    report must say the budget had nothing to prevent, not that it prevented an amplification."""
+
+    def total(kind: str) -> float | None:
+        values = [amplification.get(f"amp_{tier}_{kind}") for tier in CALLERS]
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+    failed, retries, refused = total("failed"), total("retries"), total("budget_refused")
+    if failed is None or retries is None or refused is None:
+        return "unknown: a caller's counters were not read"
+    if failed < NEGLIGIBLE:
+        edge = ", ".join(f"{k} {v}" for k, v in sorted(edge_errors.items()))
+        where = (
+            f"the client's errors ({edge}) arose before any upstream call failed: the entry tier was the bottleneck"
+            if edge
+            else "no request failed either"
+        )
+        return (
+            f"no upstream attempt failed ({failed:.3f} per client request): every call a tier made was answered"
+            f" within its per-try timeout, so nothing was retried and a retry budget had nothing to prevent; {where}"
+        )
+    if retries < NEGLIGIBLE and refused < NEGLIGIBLE:
+        return f"{failed:.3f} failed upstream attempts per client request and none retried (no retry policy acted)"
+    return (
+        f"{failed:.3f} failed upstream attempts per client request; {retries:.3f} retries sent and"
+        f" {refused:.3f} refused by the retry budget"
+    )
+
+
 def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
     """One style's overload entry: medians over repeats, counts summed, recovery 'never' if any never did."""
     per_run = [_window_figures(r) for r in runs]
-    amp_keys = sorted({k for r in runs for k in r.extra if "amp_" in k})
+    amp_keys = sorted({k for r in runs for k in r.extra if "amp_" in k and k not in SPAN_KEYS})
     recovered = [f["recovered_after_lift_s"] for f in per_run]
     classes: dict[str, int] = {}
     for f in per_run:
         for name, count in f["window_errors_by_class"].items():
             classes[name] = classes.get(name, 0) + count
+    amplification = {k: _median([r.extra.get(k) for r in runs]) for k in amp_keys}
     return {
         "overload_rate": runs[0].load.config.rate_steps[0][1] if runs[0].load.config.rate_steps else None,
         "base_rate": runs[0].load.config.rate,
@@ -56,7 +126,12 @@ def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
         "goodput_rps": _median([f["goodput_rps"] for f in per_run]),
         "window_errors_by_class": classes,
         "recovered_after_lift_s": None if None in recovered else _median(recovered),
-        "amplification": {k: _median([r.extra.get(k) for r in runs]) for k in amp_keys},
+        "amplification": amplification,
+        "amplification_span": _span(runs),
+        "retries_explained": retries_explained(amplification, classes),
+        "inventory_per_gateway_request": _median(
+            [_ratio(r.extra.get("amp_inventory_served"), r.extra.get("amp_gateway_served")) for r in runs]
+        ),
         "sent": sum(r.load.sent for r in runs),
         "succeeded": sum(r.load.succeeded for r in runs),
         "failed": sum(r.load.failed for r in runs),

@@ -26,6 +26,18 @@ def _cpu(cpu: Mapping[str, float]) -> str:
     return ", ".join(f"{name} {cpu[name]:.2f}" for name in names)
 
 
+def _bound(entry: Mapping[str, Any]) -> str:
+    """The bound and where it came from: the start-rate samples whose median set it (older reports: one step)."""
+    value = fmt.ms(entry.get("bound_ms"))
+    derived = entry.get("bound") or {}
+    samples = derived.get("samples_p99_ms")
+    if not samples:
+        return value
+    listed = ", ".join(fmt.ms(p) for p in samples)
+    capped = ", capped" if derived.get("capped") else ""
+    return f"{value} ({derived.get('factor', 5):g}x the median of {listed}{capped})"
+
+
 def capacity_table(doc: Mapping[str, Any]) -> str:
     styles = list(doc.get("styles", []))
     capacity = doc.get("capacity") or {}
@@ -40,7 +52,7 @@ def capacity_table(doc: Mapping[str, Any]) -> str:
             continue
         steps = ", ".join(f"{s['rate']:.0f}{'' if s['passed'] else '✗'}" for s in entry.get("steps", []))
         lines.append(
-            f"| {style} | {_rate(entry.get('rate'))} | {fmt.ms(entry.get('p99_ms'))} | {fmt.ms(entry.get('bound_ms'))}"
+            f"| {style} | {_rate(entry.get('rate'))} | {fmt.ms(entry.get('p99_ms'))} | {_bound(entry)}"
             f" | {entry.get('limited_by') or fmt.NOT_AVAILABLE} | {_cpu(entry.get('cpu_s_per_1k') or {})} | {steps} |"
         )
     return "\n".join(lines) + "\n"
@@ -60,14 +72,14 @@ def overload_table(doc: Mapping[str, Any]) -> str:
     lines = [
         "| scenario | style | offered / goodput in window | errors in window | recovered after the drop"
         " | served per client request: orders / inventory (before) | retries per client request: gateway / orders"
-        " | sent = ok + failed | duplicates |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | inventory per gateway request | sent = ok + failed | duplicates |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario in ("overload", "retry-storm"):
         for style in styles:
             e = overload.get(scenario, {}).get(style)
             if e is None:
-                lines.append(f"| {scenario} | {style} |" + f" {fmt.NOT_AVAILABLE} |" * 7)
+                lines.append(f"| {scenario} | {style} |" + f" {fmt.NOT_AVAILABLE} |" * 8)
                 continue
             amp = e.get("amplification", {})
             classes = ", ".join(f"{k} {v}" for k, v in e.get("window_errors_by_class", {}).items()) or "none"
@@ -76,7 +88,32 @@ def overload_table(doc: Mapping[str, Any]) -> str:
                 f" | {classes} | {fmt.secs(e.get('recovered_after_lift_s'))}"
                 f" | {_amp(amp, 'orders', 'served')} / {_amp(amp, 'inventory', 'served')}"
                 f" | {_amp(amp, 'gateway', 'retries')} / {_amp(amp, 'orders', 'retries')}"
+                f" | {fmt.num(e.get('inventory_per_gateway_request'))}"
                 f" | {e['sent']} = {e['succeeded']} + {e['failed']} {'✓' if e.get('accounted') else '✗'}"
                 f" | {e.get('duplicates')} |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _span_note(overload)
+
+
+def _span_note(overload: Mapping[str, Any]) -> str:
+    """What span the per-request figures cover: it is not the fault window, and older reports read it at the lift."""
+    spans = [
+        e["amplification_span"] for styles in overload.values() for e in styles.values() if "amplification_span" in e
+    ]
+    if not overload:
+        return ""
+    if not spans:
+        return "\nPer client request in the fault window, read at the lift: requests still queued then are missing.\n"
+    undrained = any(not s.get("drained") for s in spans)
+    why = [
+        f"- {scenario}, {style}: {e['retries_explained']}"
+        for scenario, styles in overload.items()
+        for style, e in styles.items()
+        if e.get("retries_explained")
+    ]
+    return (
+        f"\nPer client request {spans[0]['description']} (before the fault in brackets)."
+        + (" Some runs' counters had not stopped moving within the drain limit." if undrained else "")
+        + "\n"
+        + ("\nRetries:\n\n" + "\n".join(why) + "\n" if why else "")
+    )

@@ -178,6 +178,8 @@ def _windows(runs: Sequence[RunResult], figures: Sequence[FaultFigures], series_
         "observe_period_s": first.observe_period_s,
         "p99_threshold_ms": _median_of(figures, "p99_threshold_ms"),
         "err_threshold": _median_of(figures, "err_threshold"),
+        # the shortest load after the lift of any repeat: below sustain_s, "after the lift" is not measurable
+        "after_lift_s": min((round(f.after_lift_s, 3) for f in figures if f.after_lift_s is not None), default=None),
     }
 
 

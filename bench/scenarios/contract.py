@@ -57,7 +57,8 @@ class RunState:
     since: Mapping[str, Mapping[str, float]]
     #: Instance id of the replica the fault hit or added (None: the scenario has no single one)
     target: str | None = None
-    #: Counter totals for retry amplification, read at the run's start, the fault's start and its end
+    #: Counter totals for retry amplification, read at the run's start and the fault's start (the closing read
+    #: comes once every request of the run was answered: bench.suite.amplification)
     amplification: list[dict[str, float]] = field(default_factory=list)
 
 

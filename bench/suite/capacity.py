@@ -3,8 +3,10 @@
 The scenarios inject faults at a base rate every style carries with room to spare; this phase asks how
 much each style carries at all, and what a thousand requests cost each tier at that rate. Every step is a
 short open-loop run through the same generator process as the scenarios, from the style's steady state;
-the styles take turns step by step, so a drift of the machine touches them alike. The search itself is
-``bench.suite.knee``; the overload scenarios read the knee from here.
+the styles take turns step by step, so a drift of the machine touches them alike. Each search opens with
+a few start-rate samples that calibrate its p99 bound (``bench.suite.knee``: one noisy step must not set
+it); they sit outside the search's time budget, so calibrating does not shorten the search. The search
+itself is ``bench.suite.knee``; the overload scenarios read the knee from here.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ async def measure_capacity(
     """style -> report.json's ``capacity`` entry; the styles take turns, one step each, until every search ends."""
     searches = {style: KneeSearch(start_rate, MAX_RATE, max_steps=plan.max_steps) for style in styles}
     spent = dict.fromkeys(styles, 0.0)
+    calibrated = dict.fromkeys(styles, 0.0)  # the bound's start-rate samples, outside the search's budget
     turn = 0
     while True:
         order = list(styles) if turn % 2 == 0 else list(reversed(styles))
@@ -102,18 +105,22 @@ async def measure_capacity(
         for style in order:
             search = searches[style]
             rate = search.next_rate()
-            if rate is None or spent[style] >= plan.budget_s:
+            calibrating = search.calibrating
+            if rate is None or (not calibrating and spent[style] >= plan.budget_s):
                 continue
             began = time.monotonic()
-            n = len(search.steps)
+            n = len(search.calibration) + len(search.steps)
             step = await probe(
                 targets[style], rate, plan.step_s, out_dir / f"capacity-{style}-{n}.json", f"{run_id}-cap-{style}-{n}"
             )
-            spent[style] += time.monotonic() - began
+            (calibrated if calibrating else spent)[style] += time.monotonic() - began
             search.record(step)
             stepped = True
             log.info("capacity %s: %.0f req/s p99 %s errors %d", style, rate, step.p99_ms, step.errors)
         turn += 1
         if not stepped:
             break
-    return {style: {**search.result(), "search_s": round(spent[style], 1)} for style, search in searches.items()}
+    return {
+        style: {**search.result(), "search_s": round(spent[style], 1), "calibration_s": round(calibrated[style], 1)}
+        for style, search in searches.items()
+    }

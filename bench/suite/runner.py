@@ -1,9 +1,11 @@
 """Runs the suite: every style up at once, scenarios one at a time, styles alternating between repeats.
 
-Each run: bring the style back to steady state, start the open-loop generator in its own process at a
-known instant, apply the scenario's fault at the same offset, watch the control plane, then collect the
-generator's result, the replicas' counters and resource usage into a `RunResult`. What a scenario does
-and what to measure for it come from its typed contract (bench.scenarios.contract), never its name.
+Each run: make sure the style is back to steady state (its way back began in the background when its
+previous run ended, bench.suite.between), hand the open-loop generator (one warm process for the session)
+its load starting at a known instant, apply the scenario's fault at the same offset, watch the control
+plane, then collect the generator's result, the replicas' counters and resource usage into a `RunResult`.
+What a scenario does and what to measure for it come from its typed contract (bench.scenarios.contract),
+never its name.
 
 No run takes the suite down with it: a run that raises is recorded as a `FailedRun` (its reason and the
 target's latest events) and the suite goes on; every task a run starts (observer, generator, a fault
@@ -25,15 +27,15 @@ from typing import Any
 
 from bench.emulation import KubeParams, ProcessUsage, Supervisor
 from bench.emulation.ids import check_run_id, new_run_id
-from bench.load import Bin, LoadConfig, LoadProcess, LoadProgress
+from bench.load import Bin, LoadConfig, LoadProgress, ProgressCallback, WarmGenerator
 from bench.progress import LiveProgress
 from bench.report import analysis
 from bench.report.model import ComponentUsage, FailedRun, FaultWindow, RunResult
-from bench.scenarios import SCENARIOS, Measure, RunState, Scenario
+from bench.scenarios import Measure, RunState, Scenario
 from bench.suite import amplification
+from bench.suite.between import Between, next_for, run_order
 from bench.suite.observe import (
     Observation,
-    apply_tunables,
     config_applied_s,
     control_plane_times,
     fair_share_s,
@@ -41,13 +43,13 @@ from bench.suite.observe import (
     refresh_counts,
 )
 from bench.suite.options import Options, style_run_id
+from bench.targets import slots
 from bench.targets.background import describe_error, settle
 from bench.targets.base import Target
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import make_supervisor, make_target
 from bench.targets.served import counters
 from bench.targets.settings import setting
-from bench.targets.steady import ensure_steady
 
 log = logging.getLogger("bench")
 
@@ -58,6 +60,9 @@ ACTION_GRACE_S = 60.0
 SETTLE_S = 30.0
 #: Without a measured capacity (--skip-capacity) an overload scenario takes the knee as this x the base rate.
 FALLBACK_KNEE_FACTOR = 4.0
+#: From handing the warm generator its config to its first request: the child only parses the config and
+#: opens a client session (milliseconds); a fresh child per run needed a 1 s lead for its imports.
+LEAD_S = 0.25
 
 
 class Runner:
@@ -86,22 +91,31 @@ class Runner:
         #: scenario -> style -> "skipped on <target>: <why>"
         self.skipped: dict[str, dict[str, str]] = {}
         self.sup: dict[str, Supervisor] = {}
+        #: This run's address blocks (bench.targets.slots), claimed in ``start``.
+        self.slot: slots.AddressSlot | None = None
         #: Set by the session on Ctrl-C: the suite stops, and what fails from here on is not a failed run.
         self.interrupted = False
         #: style -> report.json's capacity entry (bench.suite.capacity); the overload scenarios read the knee
         self.capacity: dict[str, dict[str, Any]] = {}
+        #: one generator child for every run, kept warm between them
+        self.load = WarmGenerator(self.run_dir / "load" / "generator.stderr")
+        #: each style's way back to steady state, going on while the other styles run
+        self.between = Between(self.stacks)
 
     # ------------------------------------------------------------------ set-up and teardown
     async def start(self) -> None:
         options = self.options
+        self.slot = slots.claim()
+        if self.slot.index:
+            self.notes.append(f"address slot {self.slot.index}: another benchmark run on this machine holds slot 0")
         for style, target in options.plan().items():
             run_id = style_run_id(self.run_id, style)
-            sup = make_supervisor(style, target, self.run_dir, run_id, options.cgroups, self._base_env())
+            sup = make_supervisor(style, target, self.run_dir, run_id, options.cgroups, self._base_env(), self.slot)
             self.sup[style] = sup
             facts = DeploymentFacts(
                 self.params, self.admin_token, options.replicas, run_id, options.keepalive, self.settings
             )
-            self.stacks[style] = make_target(style, target, sup, facts, self.run_dir, options.cgroups)
+            self.stacks[style] = make_target(style, target, sup, facts, self.run_dir, options.cgroups, self.slot)
             log.info("starting %s on the %s target", style, target)
             await self.stacks[style].start()
 
@@ -113,11 +127,16 @@ class Runner:
         return env
 
     async def close(self) -> None:
+        await self.between.close()
+        with contextlib.suppress(Exception):
+            await self.load.close()
         for stack in self.stacks.values():
             with contextlib.suppress(Exception):
                 await stack.close()
         for sup in self.sup.values():
             sup.close()
+        if self.slot is not None:
+            self.slot.release()
 
     # ------------------------------------------------------------------ one run
     def _windows(self, scenario: Scenario) -> tuple[float, float, float]:
@@ -133,10 +152,10 @@ class Runner:
             fault = max(fault, floors.config_s)
         return pre, fault, post
 
-    def _generator(self, scenario: Scenario, style: str, repeat: int, config: LoadConfig) -> LoadProcess:
+    async def _start_load(self, scenario: Scenario, style: str, repeat: int, config: LoadConfig) -> None:
         out = self.run_dir / "load" / f"{scenario.name}-{style}-{repeat}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        on_progress = None
+        on_progress: ProgressCallback | None = None
         if self.progress is not None:
             progress = self.progress
             progress.begin(scenario.name, style, config.planned, repeat)
@@ -144,7 +163,7 @@ class Runner:
             def on_progress(p: LoadProgress) -> None:
                 progress.update_from(scenario.name, style, p, repeat)
 
-        return LoadProcess(config, out, on_progress=on_progress)
+        await self.load.start(config, out, on_progress)
 
     def _rate_steps(
         self, scenario: Scenario, style: str, pre: float, fault_s: float
@@ -163,14 +182,14 @@ class Runner:
 
     async def run_one(self, scenario: Scenario, style: str, repeat: int) -> RunResult:
         stack = self.stacks[style]
-        await ensure_steady(stack)
+        await self.between.ready(style, scenario)
         pre, fault_s, post = self._windows(scenario)
-        await apply_tunables(stack, scenario.tunables)
         notes, rate_steps = self._rate_steps(scenario, style, pre, fault_s)
         counters_before = await counters(stack)
         amp_before = await amplification.read_totals(stack) if scenario.measure is Measure.AMPLIFICATION else {}
         usage_before = stack.usage()
-        start_at = time.time() + 1.0
+        await self.load.warm()
+        start_at = time.time() + LEAD_S
         config = LoadConfig(
             base_url=stack.gateway_url,
             rate=self.options.rate,
@@ -181,12 +200,11 @@ class Runner:
             timeout_s=5.0,
             rate_steps=rate_steps,
         )
-        generator = self._generator(scenario, style, repeat, config)
-        await generator.start()
+        await self._start_load(scenario, style, repeat, config)
         state = RunState(since=counters_before, amplification=[amp_before] if amp_before else [])
         obs = Observation(period_s=scenario.measure.period_s)
         stop = asyncio.Event()
-        waiter = asyncio.create_task(generator.wait(), name="load generator")
+        waiter = asyncio.create_task(self.load.wait(), name="load generator")
         #: what runs beside the load, by the name a failure is reported under
         tasks: dict[str, asyncio.Future[Any]] = {
             "observer": asyncio.create_task(observe(stack, scenario.measure, obs, stop), name="observer")
@@ -203,7 +221,7 @@ class Runner:
                 result = await waiter
         except BaseException:
             await _abandon([waiter, *tasks.values()])
-            await generator.kill()
+            await self.load.kill()
             raise
         stop.set()
         problems = [
@@ -219,8 +237,11 @@ class Runner:
             extra.update(control_plane_times(scenario.measure, state, obs, fault, result.t0_wall))
         if scenario.measure is Measure.NEW_REPLICA_ROUTABLE and state.target is not None:
             extra["fair_share_s"] = fair_share_s(obs, state.target)
-        if fault is not None and len(state.amplification) == 3:
-            extra.update(_amplification(result.bins, fault, state.amplification))
+        if fault is not None and len(state.amplification) == 2:
+            # read once every request of the run was answered and the replicas stopped counting: a read at
+            # the lift missed what the overload window left queued
+            drained = await amplification.read_drained(lambda: amplification.read_totals(stack))
+            extra.update(_amplification(result.bins, result.config.bin_s, fault, state.amplification, drained))
         run = RunResult(
             scenario=scenario.name,
             style=style,
@@ -271,36 +292,32 @@ class Runner:
         await _sleep_until(fault_start + fault_s)
         await scenario.lift(stack, state)
         fault_end = time.time()
-        if state.amplification:
-            state.amplification.append(await amplification.read_totals(stack))
         if scenario.inject_blocks and fault_end - fault_start > fault_s + 0.5:
             extra["fault_overran_s"] = fault_end - fault_start - fault_s
         return fault_start, fault_end
 
     # ------------------------------------------------------------------ the suite
     async def run_suite(self) -> list[RunResult]:
-        for scenario_name in self.options.scenarios:
-            scenario = SCENARIOS[scenario_name]
-            for repeat in range(self.options.repeats):
-                order = self.options.styles if repeat % 2 == 0 else list(reversed(self.options.styles))
-                for style in order:
-                    if self.interrupted:
-                        return self.runs
-                    stack = self.stacks[style]
-                    if missing := scenario.requires - stack.capabilities:
-                        self._skip(scenario, style, [stack.lacks(c) for c in missing])
-                        continue
-                    try:
-                        run = await self.run_one(scenario, style, repeat)
-                    except Exception as exc:
-                        if self.interrupted:
-                            raise  # the interruption took the run down; it did not fail on its own
-                        await self._record_failure(scenario, style, repeat, exc)
-                        continue
-                    self.runs.append(run)
-                    log.info(
-                        "%s/%s#%d: %d sent, %d failed", scenario.name, style, repeat, run.load.sent, run.load.failed
-                    )
+        plan = run_order(self.options.scenarios, self.options.repeats, self.options.styles)
+        for i, (scenario, repeat, style) in enumerate(plan):
+            if self.interrupted:
+                return self.runs
+            stack = self.stacks[style]
+            if missing := scenario.requires - stack.capabilities:
+                self._skip(scenario, style, [stack.lacks(c) for c in missing])
+                continue
+            following = next_for(plan[i + 1 :], stack)
+            try:
+                run = await self.run_one(scenario, style, repeat)
+            except Exception as exc:
+                if self.interrupted:
+                    raise  # the interruption took the run down; it did not fail on its own
+                self.between.after_run(style, following, failed=True)
+                await self._record_failure(scenario, style, repeat, exc)
+                continue
+            self.between.after_run(style, following)
+            self.runs.append(run)
+            log.info("%s/%s#%d: %d sent, %d failed", scenario.name, style, repeat, run.load.sent, run.load.failed)
         return self.runs
 
     def _skip(self, scenario: Scenario, style: str, why: Iterable[str]) -> None:
@@ -364,14 +381,13 @@ def _usage_delta(before: Mapping[str, ProcessUsage], after: Mapping[str, Process
     return out
 
 
-def _amplification(bins: list[Bin], fault: FaultWindow, totals: list[dict[str, float]]) -> dict[str, float | None]:
-    """Per client request, before the fault (``base_amp_*``) and inside its window (``amp_*``)."""
-    start, end = fault.start_s, fault.end_s if fault.end_s is not None else fault.start_s
-    run_start, at_fault, at_lift = totals
-    return {
-        **amplification.per_request(run_start, at_fault, amplification.client_requests(bins, 0.0, start), "base_amp_"),
-        **amplification.per_request(at_fault, at_lift, amplification.client_requests(bins, start, end)),
-    }
+def _amplification(
+    bins: list[Bin], bin_s: float, fault: FaultWindow, reads: list[dict[str, float]], drained: amplification.Drained
+) -> dict[str, float | None]:
+    """Per client request, before the fault (``base_amp_*``) and from its start to the drained end (``amp_*``)."""
+    run_start, at_fault = reads
+    figures = amplification.span_figures(bins, bin_s, fault.start_s, [run_start, at_fault, drained.totals])
+    return {**figures, "amp_settled_after_s": drained.settled_after_s}
 
 
 def _latency_thresholds(run: RunResult) -> analysis.Thresholds:

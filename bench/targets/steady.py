@@ -27,13 +27,29 @@ async def ensure_steady(target: Target, timeout_s: float = 120.0) -> None:
     The timeout covers ``--settings defaults``' slowest way back: a 10 s Consul check, then a client whose
     instance list refreshes only every 35 s, or a breaker open for 60 s.
     """
+    await restore(target)
+    await wait_steady(target, timeout_s)
+
+
+async def restore(target: Target, *, keep_tunables: bool = False) -> None:
+    """Undo what a run did: fault off, control plane resumed, tunables reset, default replicas running.
+
+    This part only waits (a kubelet's ConfigMap sync, a pod's preStop and drain, a restart) and sends no
+    load, so the runner lets it go on while the other styles run; ``wait_steady`` then checks the result
+    with a trickle of traffic, in the foreground. ``keep_tunables``: live tunables stay as they are (the
+    runner set them for the style's next scenario).
+    """
     await target.unhang()
     await target.control.resume()
     await target.clear_faults()
-    if target.tunables_changed:
+    if target.tunables_changed and not keep_tunables:
         await target.control.reset_tunables()
         target.tunables_changed = False
     await target.restore_replicas()
+
+
+async def wait_steady(target: Target, timeout_s: float = 120.0) -> None:
+    """Until ``unsteady`` has nothing to say, warming up breakers meanwhile; TimeoutError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while (why := await unsteady(target)) is not None:
         if time.monotonic() > deadline:

@@ -8,7 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from bench.load import OK, LoadConfig, LoadProcess, LoadProgress, LoadResult, merge_histograms
+import pytest
+
+from bench.load import (
+    OK,
+    LoadConfig,
+    LoadGenError,
+    LoadProcess,
+    LoadProgress,
+    LoadResult,
+    WarmGenerator,
+    merge_histograms,
+)
 from tests.unit.bench.load.support import assert_accounted, control
 
 
@@ -41,3 +52,41 @@ def test_cli_rejects_bad_config(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("config error:")
+
+
+async def test_warm_generator_runs_loads_back_to_back_in_one_child(gateway: str, tmp_path: Path) -> None:
+    await control(gateway)
+    warm = WarmGenerator(tmp_path / "generator.stderr")
+    try:
+        await warm.warm()
+        pid = warm.pid
+        for n in range(2):
+            # warm: a quarter of a second is lead enough (a fresh child needs most of a second to import)
+            cfg = LoadConfig(base_url=gateway, rate=100, duration_s=0.5, start_at=time.time() + 0.25)
+            seen: list[LoadProgress] = []
+            await warm.start(cfg, tmp_path / f"load-{n}.json", on_progress=seen.append)
+            result = await warm.wait()
+            assert_accounted(result)
+            assert result.outcomes == {OK: 50}
+            assert result.start_late_s == 0.0  # ready well within the lead
+            assert seen and seen[-1].sent == 50
+            assert warm.pid == pid  # the same child both times
+    finally:
+        await warm.close()
+    assert warm.proc is None
+
+
+async def test_warm_generator_reports_a_rejected_job_and_starts_afresh(gateway: str, tmp_path: Path) -> None:
+    warm = WarmGenerator(tmp_path / "generator.stderr")
+    cfg = LoadConfig(base_url=gateway, rate=100, duration_s=0.2, start_at=time.time() + 0.25)
+    try:
+        await warm.warm()
+        assert warm.proc is not None and warm.proc.stdin is not None
+        warm.proc.stdin.write(b'{"config": {"rate": 1}, "out": "x"}\n')  # what a broken parent would send
+        with pytest.raises(LoadGenError, match="job error"):
+            await warm.start(cfg, tmp_path / "never.json")
+        assert warm.proc is None
+        await warm.start(cfg, tmp_path / "load.json")  # a new child
+        assert (await warm.wait()).sent == 20
+    finally:
+        await warm.close()

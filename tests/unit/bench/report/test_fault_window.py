@@ -70,3 +70,22 @@ def test_fair_share_counts_from_health_on_real_timestamps_and_can_fail() -> None
     starved = [(t, {**c, "d": 0.0}) for t, c in samples]
     assert analysis.fair_share_after(starved, "d", 10.0) is None
     assert analysis.fair_share_after(samples, "d", 99.0) is None  # never healthy within the samples
+
+
+def test_after_lift_states_how_much_load_followed_the_lift() -> None:
+    # measured: 3 s of load after the lift at 6 s, healthy at once
+    ok = figures(series(9.0))
+    assert ok.after_lift_s == pytest.approx(3.0) and ok.recovered_after_lift_s == pytest.approx(0.0)
+    # never: 3 s after the lift, unhealthy throughout
+    never = figures(series(9.0, bad=range(20, 90)))
+    assert never.recovered_after_lift_s is None
+    assert fault_window.after_lift_measurable(never.after_lift_s, 1.0)
+    # not measurable: the quick profile's 1 s after a lift that falls inside a bin leaves 0.9 s of bins
+    short = fault_figures(series(7.0), BIN, START, 6.05, baseline_skip_s=0.5, sustain_s=1.0)
+    assert short.recovered_after_lift_s is None and short.after_lift_s == pytest.approx(0.9)
+    assert not fault_window.after_lift_measurable(short.after_lift_s, 1.0)
+    # not measurable: no post window (scale-out, config-change) or a rollout that outlasted the load
+    assert figures(series(6.0)).after_lift_s == 0.0
+    assert fault_figures(series(6.0), BIN, START, 8.0, baseline_skip_s=0.5, sustain_s=1.0).after_lift_s == 0.0
+    assert figures(series(), end=None).after_lift_s is None
+    assert not fault_window.after_lift_measurable(None, 1.0)

@@ -25,3 +25,29 @@ def test_seconds_ratios_and_other_figures() -> None:
     assert [fmt.times(v) for v in (None, 4.0, float("inf"))] == ["n/a", "4.0x", "inf x"]
     assert [fmt.num(v) for v in (None, 0.004391825, 12, "inf")] == ["n/a", "0.00439", "12", "inf"]
     assert fmt.share(1 / 3) == "33 %" and fmt.cell("a|b") == "a\\|b"
+
+
+def _entry(after_lift_s: float | None, end_s: float | None = 8.0, *, spread: bool = False) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "fault": {"start_s": 1.5, "end_s": end_s},
+        "recovered_after_lift_s": None,
+        "windows": {"sustain_s": 1.0, "after_lift_s": after_lift_s},
+    }
+    if spread:
+        entry["spread"] = {"recovered_after_lift_s": {"n": 1, "min": 0.1, "median": 0.1, "max": 0.1, "missing": 2}}
+    return entry
+
+
+def test_a_missing_after_lift_figure_says_never_or_not_measurable() -> None:
+    def shown(entry: dict[str, object]) -> str:
+        return fmt.over_repeats(entry, "recovered_after_lift_s", fmt.secs, fmt.not_recovered(entry))
+
+    assert shown(_entry(3.0)) == "never (within the 3.0 s after the lift)"
+    assert shown(_entry(0.9)) == "not measurable (post window 0.9 s shorter than the 1 s healthy window)"
+    assert shown(_entry(0.0)) == "not measurable (post window 0.0 s shorter than the 1 s healthy window)"
+    assert shown(_entry(None, end_s=None)) == "not measurable (fault never lifted)"
+    assert shown({"recovered_after_lift_s": None, "windows": {"sustain_s": 1.0}}) == "never"  # an older report
+    assert shown({"recovered_after_lift_s": 0.25}) == "0.25 s"
+    assert shown(_entry(3.0, spread=True)) == (
+        "never (within the 3.0 s after the lift) (0.10 s to 0.10 s, never (within the 3.0 s after the lift) in 2)"
+    )

@@ -42,3 +42,11 @@ def test_figures_follow_from_the_runs(tmp_path: Path) -> None:
     assert passes["slow-replica p99 / steady p99"] is False
     assert doc["checks"][1]["measured"] == pytest.approx(3.0)
     assert len(doc["scenarios"]["steady"]["cloud"]["series"][0]) == 6
+
+
+def test_the_entry_states_the_load_after_the_lift(tmp_path: Path) -> None:
+    doc = json.loads((write_report(make_report(), tmp_path, plots=False) / "report.json").read_text())
+    crash = doc["scenarios"]["crashed-replica"]["cloud"]
+    assert crash["windows"]["after_lift_s"] == pytest.approx(2.0)  # a 6 s series, the fault lifted at 4 s
+    assert crash["recovered_after_lift_s"] == pytest.approx(0.0)
+    assert doc["scenarios"]["steady"]["cloud"]["windows"]["after_lift_s"] is None  # no fault, nothing lifted

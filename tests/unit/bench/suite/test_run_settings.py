@@ -39,7 +39,8 @@ def test_defaults_stretch_the_windows_to_their_own_bounds(tmp_path: Path) -> Non
     assert fault >= 30.0 and post >= 11.0
     _, fault, _ = runner._windows(SCENARIOS["config-change"])
     assert fault >= 91.0
-    assert runner._windows(SCENARIOS["steady"]) == (1.5, 0.0, 4.5)
+    w = SCENARIOS["steady"].windows["full"]
+    assert runner._windows(SCENARIOS["steady"]) == (w.pre, w.fault, w.post)
     # a slow replica passes its probes under either setting: its windows are the profile's
     w = SCENARIOS["slow-replica"].windows["full"]
     assert runner._windows(SCENARIOS["slow-replica"]) == (w.pre, w.fault, w.post)

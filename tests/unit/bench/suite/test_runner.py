@@ -20,12 +20,12 @@ import pytest
 
 from bench.emulation import Supervisor
 from bench.emulation.chart import DEFAULT_REPLICAS
-from bench.load import LoadConfig, LoadResult
+from bench.load import LoadConfig, LoadResult, WarmGenerator
 from bench.report.markdown import render_markdown
 from bench.report.writer import write_report
 from bench.scenarios import Scenario, Windows
 from bench.scenarios.contract import RunState
-from bench.suite import runner as runner_module
+from bench.suite import between as between_module
 from bench.suite.options import Options
 from bench.suite.runner import Runner
 from bench.suite.session import session_report
@@ -111,20 +111,27 @@ class FakeTarget(Target):
 
 
 class FakeGenerator:
-    """Stands in for the generator process: the synthetic load, aligned to the run's start."""
+    """Stands in for the warm generator process: the synthetic load, aligned to the run's start."""
 
-    def __init__(self, config: LoadConfig) -> None:
-        self.config = config
+    def __init__(self) -> None:
+        self.config = LoadConfig(base_url="http://x", rate=1, duration_s=1)
 
-    async def start(self) -> None:
+    async def warm(self) -> None:
         return None
 
+    async def start(self, config: LoadConfig, out_path: Path, on_progress: object = None) -> None:
+        self.config = config
+
     async def wait(self) -> LoadResult:
+        assert self.config.start_at is not None
         await asyncio.sleep(max(0.0, self.config.start_at + self.config.duration_s - time.time()))
         load = synthetic_load(seconds=self.config.duration_s)
-        return dataclasses.replace(load, t0_wall=self.config.start_at or time.time())
+        return dataclasses.replace(load, t0_wall=self.config.start_at)
 
     async def kill(self) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
 
@@ -171,9 +178,8 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
     async def steady(target: Target, timeout_s: float = 60.0) -> None:
         return None
 
-    monkeypatch.setattr(runner_module, "SCENARIOS", TEST_SCENARIOS)
-    monkeypatch.setattr(runner_module, "ensure_steady", steady)
-    monkeypatch.setattr(Runner, "_generator", lambda self, scenario, style, repeat, config: FakeGenerator(config))
+    monkeypatch.setattr(between_module, "SCENARIOS", TEST_SCENARIOS)
+    monkeypatch.setattr(between_module, "wait_steady", steady)
     options = Options(
         scenarios=list(TEST_SCENARIOS),
         styles=["platform"],
@@ -184,6 +190,7 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
         target="k8s",
     )
     run = Runner(options)
+    run.load = cast(WarmGenerator, FakeGenerator())
     run.stacks["platform"] = FakeTarget("platform")
     yield run
 
