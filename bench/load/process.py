@@ -84,7 +84,24 @@ async def _read_event(stdout: asyncio.StreamReader) -> dict[str, Any] | None:
                 return event
 
 
-class LoadProcess:
+class _GeneratorChild:
+    """What both ways of running the generator share: its event stream on stdout and its stderr log's tail."""
+
+    proc: asyncio.subprocess.Process | None
+    log_path: Path
+
+    async def _next_event(self) -> dict[str, Any] | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        return await _read_event(self.proc.stdout)
+
+    def _stderr(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace").strip()[-STDERR_TAIL:]
+        except OSError:
+            return ""
+
+
+class LoadProcess(_GeneratorChild):
     """Async handle on a generator child process streaming progress as JSON lines on stdout.
 
     Usage: ``await lp.start()`` (returns once the child is ready), then ``await lp.wait()``; ``kill()``
@@ -157,18 +174,8 @@ class LoadProcess:
             self.proc.kill()
             await self.proc.wait()
 
-    async def _next_event(self) -> dict[str, Any] | None:
-        assert self.proc is not None and self.proc.stdout is not None
-        return await _read_event(self.proc.stdout)
 
-    def _stderr(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace").strip()[-STDERR_TAIL:]
-        except OSError:
-            return ""
-
-
-class WarmGenerator:
+class WarmGenerator(_GeneratorChild):
     """One generator child kept up for a whole session, running one load per job (``python -m bench.load --serve``).
 
     A fresh child per run spends most of a second on interpreter start and imports, and each run used to
@@ -268,13 +275,3 @@ class WarmGenerator:
             raise LoadGenError(f"load generator sent no {name!r} within {limit_s:g} s") from None
         await self.kill()
         raise LoadGenError(f"load generator exited before {name!r}: {self._stderr()}")
-
-    async def _next_event(self) -> dict[str, Any] | None:
-        assert self.proc is not None and self.proc.stdout is not None
-        return await _read_event(self.proc.stdout)
-
-    def _stderr(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace").strip()[-STDERR_TAIL:]
-        except OSError:
-            return ""

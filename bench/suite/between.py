@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.scenarios import SCENARIOS, Scenario
 from bench.suite.observe import apply_tunables
+from bench.targets.background import abandon
 from bench.targets.base import Target
 from bench.targets.steady import restore, wait_steady
 
@@ -102,10 +103,4 @@ class Between:
         """Every background restore cancelled and awaited (the session is ending)."""
         pending = list(self._restoring.values())
         self._restoring.clear()
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-        for task in pending:
-            if not task.cancelled():
-                task.exception()  # retrieved: the session is closing, a restore's error no longer matters
+        await abandon(pending)  # the session is closing: a restore's error no longer matters

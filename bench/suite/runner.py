@@ -44,7 +44,7 @@ from bench.suite.observe import (
 )
 from bench.suite.options import Options, style_run_id
 from bench.targets import slots
-from bench.targets.background import describe_error, settle
+from bench.targets.background import abandon, describe_error, settle
 from bench.targets.base import Target
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import make_supervisor, make_target
@@ -220,7 +220,7 @@ class Runner:
             else:
                 result = await waiter
         except BaseException:
-            await _abandon([waiter, *tasks.values()])
+            await abandon([waiter, *tasks.values()])
             await self.load.kill()
             raise
         stop.set()
@@ -351,18 +351,6 @@ def _replica_notes(run: Mapping[str, int], chart: Mapping[str, int]) -> list[str
         )
         notes.append(f"replicas: {name} {count} (values.yaml: {chart[name]}): {why}")
     return notes
-
-
-async def _abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """The run failed: its tasks are cancelled and awaited; their own errors are dropped (the run's wins)."""
-    pending = list(tasks)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending)
-    for task in pending:
-        if not task.cancelled():
-            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def _sleep_until(wall: float) -> None:

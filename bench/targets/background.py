@@ -8,7 +8,7 @@ their window are settled through `settle`, so a failure reaches the run's result
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from bench.targets.shell import TargetError
@@ -20,6 +20,19 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, TargetError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait for every one to end; their own errors are retrieved and dropped (the caller
+    is failing or closing for a reason of its own, which wins), so asyncio never logs them as never retrieved."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in pending:
+        if not task.cancelled():
+            task.exception()
 
 
 async def settle(task: asyncio.Future[Any], timeout_s: float) -> BaseException | None:
