@@ -3,8 +3,9 @@
 Two balancers, chosen live by the `balancer` tunable:
 - `round-robin`, Spring Cloud LoadBalancer's default: the next endpoint in turn;
 - `p2c-ewma`, Finagle's and Linkerd's: pick two endpoints at random and take the one with the lower
-  peak-EWMA latency x outstanding requests (`endpoints.EndpointBook`). It routes around a slow endpoint
-  within a few requests, where round-robin keeps sending it every n-th request.
+  peak-EWMA latency x outstanding requests (`endpoints.EndpointBook`; a request pending longer than the
+  estimate counts as that slow already). It routes around a slow or hung endpoint within a few requests,
+  where round-robin keeps sending it every n-th request.
 Both skip endpoints whose breaker is open or that outlier detection ejected, prefer endpoints this call has
 not tried yet, and fall back to a tried or ejected one rather than fail.
 """
@@ -71,14 +72,29 @@ class PowerOfTwo:
             return only if usable is None or usable(only.id) else None
         if count > 1:
             # Two distinct random endpoints; a few draws find eligible ones without scanning the list.
+            # Eligibility is `_eligible` inlined and `random() * n` stands for `randrange(n)` (uniform up to
+            # float rounding): the pick is on every attempt's path, and this halves its cost.
+            random_ = self.rng.random
+            stats = self.book.stats
+            cost = self.book.cost
             for _ in range(3):
-                first = self.rng.randrange(count)
-                second = self.rng.randrange(count - 1)
+                first = int(random_() * count)
+                second = int(random_() * (count - 1))
                 second += second >= first
                 a, b = instances[first], instances[second]
-                ok_a, ok_b = self._eligible(a, usable, avoid, now), self._eligible(b, usable, avoid, now)
+                a_stats, b_stats = stats.get(a.id), stats.get(b.id)
+                ok_a = (
+                    a.id not in avoid
+                    and (usable is None or usable(a.id))
+                    and (a_stats is None or a_stats.ejected_until <= now)
+                )
+                ok_b = (
+                    b.id not in avoid
+                    and (usable is None or usable(b.id))
+                    and (b_stats is None or b_stats.ejected_until <= now)
+                )
                 if ok_a and ok_b:
-                    return a if self.book.cost(a.id, now) <= self.book.cost(b.id, now) else b
+                    return a if cost(a.id, now) <= cost(b.id, now) else b
                 if ok_a or ok_b:
                     return a if ok_a else b
         # Few eligible endpoints: look at all of them, then at the ones only this call or ejection ruled out.

@@ -240,10 +240,19 @@ class BreakerPolicy:
             return True
         return seconds > tunables.breaker_slow_call_ratio * self.book.baseline(self.book.clock())
 
-    async def __call__(self, request: UpstreamRequest, call_next: Handler) -> UpstreamResponse:
+    def __call__(self, request: UpstreamRequest, call_next: Handler) -> Awaitable[UpstreamResponse]:
+        """A closed breaker raises no `CircuitBreakerError`, so its call needs no wrapping frame here: two
+        coroutine frames fewer on every await of the common path."""
         assert request.instance is not None
         breaker = self.registry.get(request.instance.id)
-        request.breaker_state = pybreaker.STATE_CLOSED if breaker.closed else breaker.state
+        if breaker.closed:
+            request.breaker_state = pybreaker.STATE_CLOSED
+            return breaker._call_closed(call_next, (request,), self._failed)
+        return self._guarded(request, call_next, breaker)
+
+    async def _guarded(self, request: UpstreamRequest, call_next: Handler, breaker: AsyncBreaker) -> UpstreamResponse:
+        assert request.instance is not None
+        request.breaker_state = breaker.state
         try:
             return await breaker.call(call_next, request, failed=self._failed)
         except pybreaker.CircuitBreakerError as exc:

@@ -5,6 +5,12 @@ The balancer and the breaker both judge endpoints, so they read one book instead
   lower samples pull it down with time constant `decay_s`, and without samples the estimate decays towards
   zero (as tower's PeakEwma does), so an endpoint that was slow is tried again after a while instead of never;
 - outstanding requests, so cost = latency x (outstanding + 1) prefers the endpoint that will answer first;
+- how long an endpoint with requests in flight has gone without answering: that silence is a latency sample
+  the client already knows to be at least that long, so it counts like a peak sample before the answer arrives.
+  Without it a stalled endpoint keeps the low estimate of its last answer (and it even decays towards zero)
+  while its pending requests grow old, so it stays the cheap choice until those requests time out: a hung pod
+  took every request its pair-mates' costs allowed for a whole per-try timeout, and one latency spike on a
+  healthy peer (which peak EWMA keeps for seconds) let it take dozens;
 - consecutive failures, for outlier ejection (Envoy's `consecutive_5xx`, `base_ejection_time` multiplied by
   the number of ejections, `max_ejection_percent` with at least one endpoint ejectable);
 - the peer baseline (median estimate), so a call is judged slow against its peers, not against a constant:
@@ -28,6 +34,7 @@ class EndpointStats:
     estimate_s: float = 0.0
     stamp: float = 0.0
     outstanding: int = 0
+    busy_since: float = 0.0  # last answer, or when outstanding went from 0 to 1: the start of the silence
     consecutive_failures: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
@@ -65,12 +72,18 @@ class EndpointBook:
         if stats is None:
             return 0.0
         estimate = self.estimate(stats, now)
-        if estimate == 0.0 and stats.outstanding:
-            return PENALTY_S + stats.outstanding
+        if stats.outstanding:
+            if estimate == 0.0:
+                return PENALTY_S + stats.outstanding
+            silent = now - stats.busy_since  # barring abandoned attempts, the oldest pending one is this old
+            if silent > estimate:
+                estimate = silent
         return estimate * (stats.outstanding + 1)
 
     def started(self, endpoint: str) -> EndpointStats:
         stats = self.of(endpoint)
+        if not stats.outstanding:
+            stats.busy_since = self.clock()
         stats.outstanding += 1
         return stats
 
@@ -78,13 +91,13 @@ class EndpointBook:
         """One answer (or failure) of an attempt that reached the endpoint."""
         stats.outstanding -= 1
         now = self.clock()
-        current = self.estimate(stats, now)
+        weight = math.exp(-(now - stats.stamp) / self.decay_s)  # one exp serves the decay and the EWMA step
+        current = stats.estimate_s * weight  # = self.estimate(stats, now)
         if seconds > current:
             stats.estimate_s = seconds  # peak: a slower sample counts at once
         else:
-            weight = math.exp(-(now - stats.stamp) / self.decay_s)
             stats.estimate_s = current * weight + seconds * (1.0 - weight)
-        stats.stamp = now
+        stats.stamp = stats.busy_since = now
         if not failed:
             stats.consecutive_failures = 0
             return

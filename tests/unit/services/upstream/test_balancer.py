@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from services.upstream.balancer import PowerOfTwo, RoundRobin
 from services.upstream.call import Instance
 from services.upstream.endpoints import EndpointBook
@@ -94,3 +96,50 @@ def test_p2c_falls_back_when_every_endpoint_is_ruled_out() -> None:
     assert balancer.pick(endpoints, None, tried) is not None
     assert balancer.pick(endpoints, lambda _: False, set()) is None
     assert balancer.pick([], None, set()) is None
+
+
+def _picks_of_a_stalled_endpoint(spike_s: float) -> int:
+    """pod-2 stops answering; 200 picks 5 ms apart (1 s, under a per-try timeout, so none of its requests has
+    failed yet) while pod-0 and pod-1 answer in 2 ms. `spike_s`: one earlier answer of pod-0 that slow, which
+    the peak EWMA keeps for seconds."""
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    endpoints = _endpoints(3)
+    for endpoint in endpoints:
+        _answer(book, clock, endpoint.id, 0.002)
+    if spike_s:
+        _answer(book, clock, "pod-0", spike_s)
+    balancer = PowerOfTwo(book, random.Random(11))
+    stalled = 0
+    for _ in range(200):
+        chosen = balancer.pick(endpoints, None, set())
+        assert chosen is not None
+        stats = book.started(chosen.id)
+        clock.advance(0.005)
+        if chosen.id == "pod-2":
+            stalled += 1  # never answers
+        else:
+            book.finished(stats, 0.002, failed=False)
+    return stalled
+
+
+def test_a_stalled_endpoint_gets_a_few_requests_not_all_its_pair_mates_allow() -> None:
+    # Without counting the silence, pod-2 keeps its 2 ms estimate and looks cheaper than pod-0's 50 ms spike
+    # until about 25 requests wait on it; the silence of its pending requests makes it dear within a few picks.
+    assert _picks_of_a_stalled_endpoint(spike_s=0.0) <= 2
+    assert _picks_of_a_stalled_endpoint(spike_s=0.05) <= 5
+
+
+def test_silence_counts_only_while_requests_wait() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    _answer(book, clock, "pod-0", 0.002)
+    clock.advance(20)  # idle, not silent: nothing was asked
+    stats = book.started("pod-0")
+    idle_cost = book.cost("pod-0", clock())
+    assert idle_cost == book.estimate(stats, clock()) * 2
+    clock.advance(0.3)  # the pending request is now 0.3 s old: at least that slow, whatever the estimate
+    assert book.cost("pod-0", clock()) == pytest.approx(0.3 * 2)
+    book.finished(stats, 0.3, failed=False)
+    clock.advance(0.001)
+    assert book.cost("pod-0", clock()) < 0.31  # answered: the estimate carries the sample, the silence ended
