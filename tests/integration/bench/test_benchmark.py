@@ -7,12 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from bench.emulation import find_leftovers
@@ -20,20 +18,10 @@ from bench.emulation.chart import KubeParams
 from bench.scenarios import SCENARIOS
 from bench.suite.options import style_run_id
 from bench.targets.factory import STYLES
+from tests.support.bench_run import bench_argv, blocks_listened_on, descendants, listeners_in
 from tests.support.stack import wait_for_first_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Kubernetes emulation needs root for iptables here")
-
-BLOCKS = ("127.0.31.", "127.0.32.", "127.0.33.", "127.0.132.", "127.0.133.")
-
-
-def listeners_in_our_blocks() -> list[str]:
-    return [
-        f"{c.laddr.ip}:{c.laddr.port}"
-        for c in psutil.net_connections(kind="tcp")
-        if c.status == psutil.CONN_LISTEN and c.laddr.ip.startswith(BLOCKS)
-    ]
-
 
 # The module's first test pays for the whole quick benchmark (micro-benchmark + every scenario and style).
 pytestmark = pytest.mark.timeout(900)
@@ -43,7 +31,7 @@ pytestmark = pytest.mark.timeout(900)
 def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("reports")
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--profile", "quick", "--out", str(out)],
+        bench_argv(out),
         capture_output=True,
         text=True,
         timeout=840,
@@ -92,20 +80,7 @@ def test_platform_removes_a_hung_endpoint_within_the_probe_bound(quick_report: d
 def test_interrupted_benchmark_leaves_nothing_behind(tmp_path: Path) -> None:
     run_id = "T" + os.urandom(3).hex().upper()[:5]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--profile",
-            "quick",
-            "--skip-micro",
-            "--scenarios",
-            "hung-replica",
-            "--out",
-            str(tmp_path),
-            "--run-id",
-            run_id,
-        ],
+        bench_argv(tmp_path, "--skip-micro", "--scenarios", "hung-replica", run_id=run_id),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -113,9 +88,11 @@ def test_interrupted_benchmark_leaves_nothing_behind(tmp_path: Path) -> None:
     # Interrupt mid-run: once the generator of the first run has started (a replica may be SIGSTOPped).
     wait_for_first_run(process, tmp_path / "runs" / run_id / "load", timeout_s=120)
     time.sleep(2.5)
+    ours = blocks_listened_on(descendants(process.pid))
+    assert ours, "the run's replicas listen nowhere"
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     for style in STYLES:
         leftovers = find_leftovers(style_run_id(run_id, style))
         assert leftovers.clean, leftovers.describe()
-    assert listeners_in_our_blocks() == []
+    assert listeners_in(ours) == []

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from bench.emulation import find_leftovers
 from bench.suite.options import style_run_id
+from tests.support.bench_run import bench_argv
 from tests.support.stack import wait_for_first_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the Kubernetes emulation needs root for iptables here")
@@ -39,23 +39,16 @@ def _wait_for_finished_run(process: subprocess.Popen[str], load_dir: Path, timeo
 def test_ctrl_c_keeps_the_report_of_the_finished_runs(tmp_path: Path) -> None:
     run_id = "I" + os.urandom(3).hex().upper()[:5]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--profile",
-            "quick",
+        bench_argv(
+            tmp_path,
             "--skip-micro",
             "--skip-capacity",  # its search steps write load results too; the test waits for a scenario run
             "--scenarios",
             "steady,crashed-replica",
             "--styles",
             ",".join(STYLES),
-            "--out",
-            str(tmp_path),
-            "--run-id",
-            run_id,
-        ],
+            run_id=run_id,
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
