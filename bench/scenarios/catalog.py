@@ -8,8 +8,10 @@ hold about 16 minutes of load (docs/benchmark.md has the measured split):
 - pre 1.5 s everywhere: the baseline is 1 s after its 0.5 s skip (new connections).
 - fault: outlasts what it measures with the tuned settings. hung 6 s: readiness 2 s x 2 plus propagation
   (out of rotation after up to 4.4 s), then a 1 s healthy window while still hung; crashed 4.5 s + post
-  1.5 s: back in rotation about 5 s after the kill (at most 4.9 s measured); scale-out 7.5 s: routable
-  after up to 5.6 s, then 1 s at a fair share, 0.9 s to spare; config-change 16.5 s: the kubelet's
+  1.5 s: back in rotation about 5 s after the kill (at most 4.9 s measured); scale-out 9.5 s: routable
+  after up to 5.6 s, then up to 2 s for the client's peak-EWMA to stop penalising the new replica's first,
+  cold calls, then 1 s at a fair share (7.5 s was too short: the 22:21 reference run showed "never" for a
+  fair share in 5 of 6 cloud and hybrid runs); config-change 16.5 s: the kubelet's
   ConfigMap sync, 1 s + 10 s x 1.5 at most; error-replica 3 s: routed around after up to 1.7 s measured,
   plus the 1 s healthy window; slow-replica, noisy-neighbour and registry-outage 2.5 s (routed around
   after at most 1.1 s); the overloads 4 s at 1.5x the knee (a backlog of 2 s of work at the knee). A
@@ -89,7 +91,7 @@ SCENARIOS: dict[str, Scenario] = {
             "a fourth inventory replica joins mid-run",
             actions.scale_out,
             measure=Measure.NEW_REPLICA_ROUTABLE,
-            windows=_w((1.0, 6.0, 0.0), (1.5, 7.5, 0.0)),
+            windows=_w((1.0, 6.0, 0.0), (1.5, 9.5, 0.0)),
         ),
         Scenario(
             "registry-outage",
