@@ -142,10 +142,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def micro_checks(calls: int) -> tuple[list[Check], list[str]]:
     result = micro.run(calls, rounds=6, out=None)
-    cpu = result["client_cpu"]
+    cpu, hop = result["client_cpu"], result["hop"]
     notes = [
         f"client CPU per request at 100 concurrent: httpx AsyncClient {cpu['httpx_cpu_us_per_req']:.0f} us, "
-        f"this stack on aiohttp {cpu['stack_cpu_us_per_req']:.0f} us (ratio {cpu['httpx_over_stack_ratio']:.1f})"
+        f"this stack on aiohttp {cpu['stack_cpu_us_per_req']:.0f} us (ratio {cpu['httpx_over_stack_ratio']:.1f})",
+        f"hop overhead is measured over a bare hop carrying the same trace context, which every style's hops carry; "
+        f"the trace context alone costs {hop['trace_context_us']:.0f} us per hop (rounds "
+        f"{hop['trace_context_spread_us'][0]:.0f}..{hop['trace_context_spread_us'][1]:.0f} us; "
+        f"bare hop without it {hop['untraced_p50_us']:.0f} us)",
     ]
     return micro.checks(result["hop"], result["breaker"], result["balancer"]), notes
 

@@ -4,11 +4,18 @@ This is the child end of ``bench.load.process``: the orchestrator starts it so t
 interpreter (and a CPU budget) of its own. Exit status 2 means the config was rejected. With ``--serve`` it
 stays up and runs one load per JSON line on stdin (``WarmGenerator``): a run then waits for no interpreter
 start and imports, which took the better part of the 1 s lead every run used to start with.
+
+The child raises its own scheduling priority (nice ``GENERATOR_NICE``, when the user may): on this one
+machine the generator shares two cores with the system under test, and at an overload's rates (750 req/s
+and more) a saturated system delayed its sends past the 50 ms validity bound (one run in nine, in the
+22:21 reference). A generator on a machine of its own is what the figures mean; a higher priority is the
+nearest this machine gets, and it is the same for every style. Runs it did not save are still flagged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -21,6 +28,16 @@ from bench.load.config import LoadConfig
 from bench.load.generator import run_load_sync
 from bench.load.process import emit_event, write_result
 from bench.load.result import LoadProgress
+
+#: Niceness of the generator child: ahead of the replicas (0), well short of real-time classes.
+GENERATOR_NICE = -5
+
+
+def raise_priority(nice: int = GENERATOR_NICE) -> int:
+    """Set this process's niceness to ``nice`` if allowed (root or CAP_SYS_NICE); returns the niceness in force."""
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--serve", action="store_true", help='one load per stdin line {"config": ..., "out": ...}, events on stdout'
     )
     args = parser.parse_args(argv)
+    raise_priority()
     if args.serve:
         return serve(sys.stdin)
     if args.config is None or args.out is None:
@@ -69,7 +87,7 @@ def serve(lines: Iterable[str]) -> int:
     A job whose config is rejected ends the child with status 2 (the parent reports its stderr). The
     previous run's garbage is collected before ``done``, so no collection of it pauses the next schedule.
     """
-    emit_event({"event": "loaded", "pid": os.getpid()})
+    emit_event({"event": "loaded", "pid": os.getpid(), "nice": os.getpriority(os.PRIO_PROCESS, 0)})
     for line in lines:
         if not line.strip():
             continue
