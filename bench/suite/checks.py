@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Sequence
 
 from bench.emulation import ControlPlaneTiming, KubeParams, ProbeSpec
-from bench.load import LoadResult, hist_ms
+from bench.load import LoadResult, hist_ms, merge_histograms
 from bench.report import analysis
 from bench.report.model import (
     Check,
@@ -110,13 +110,30 @@ def fault_errors_check(runs: Sequence[RunResult], style: str, limit: float = HUN
 
 
 def steady_hybrid_check(hybrid: Sequence[RunResult], platform: Sequence[RunResult]) -> Check:
-    """hybrid's steady p99 (per-pod connections) against platform's (one VIP), medians of the repeats."""
-    return check_ratio_at_most(
-        "steady: hybrid p99 vs platform p99",
-        _median([r.load.latency_ms(99.0) for r in hybrid]),
-        _median([r.load.latency_ms(99.0) for r in platform]),
-        STEADY_HYBRID_OVER_PLATFORM,
+    """hybrid's steady p99 (per-pod connections) against platform's (one VIP), each pooled over its repeats.
+
+    The repeats measure one condition, so their latency histograms merge: at 200 req/s a 4.5 s run's p99 rests
+    on its 9 slowest requests and moved by 25 % from one repeat to the next (platform 8.6-11.1 ms in the 22:21
+    reference), so a median of three such p99s cannot resolve a 10 % goal; the pooled p99 rests on 27 of 2,700.
+    The per-repeat medians are given beside it.
+    """
+    pooled = [_pooled_p99(runs) for runs in (hybrid, platform)]
+    medians = [_median([r.load.latency_ms(99.0) for r in runs]) for runs in (hybrid, platform)]
+    shown = ", ".join("n/a" if m is None else f"{m:.2f} ms" for m in medians)
+    detail = (
+        f"p99 of each style's requests pooled over {len(hybrid)} / {len(platform)} repeats: "
+        + ", ".join("n/a" if p is None else f"{p:.2f} ms" for p in pooled)
+        + f" (hybrid, platform); medians of the per-repeat p99s {shown}"
     )
+    return check_ratio_at_most(
+        "steady: hybrid p99 vs platform p99", pooled[0], pooled[1], STEADY_HYBRID_OVER_PLATFORM, detail=detail
+    )
+
+
+def _pooled_p99(runs: Sequence[RunResult]) -> float | None:
+    if not runs:
+        return None
+    return hist_ms(merge_histograms([r.load.latency for r in runs]), 99)
 
 
 def co_delta_ms(load: LoadResult) -> float:

@@ -109,6 +109,17 @@ def test_steady_hybrid_must_stay_within_10_percent_of_platform() -> None:
     assert not slower.passed and slower.measured == pytest.approx(1.2, rel=0.01)
 
 
+def test_steady_hybrid_pools_the_repeats_and_a_slow_repeat_is_not_outvoted() -> None:
+    platform = [run("steady", "platform", load=synthetic_load(latency_us=10_000)) for _ in range(3)]
+    one_slow = [run("steady", "hybrid", load=synthetic_load(latency_us=us)) for us in (10_000, 13_000, 13_000)]
+    pooled = steady_hybrid_check(one_slow, platform)  # two of three repeats 30 % slower: so is the pooled p99
+    assert not pooled.passed and pooled.measured == pytest.approx(1.3, rel=0.01)
+    assert "pooled over 3 / 3 repeats" in pooled.detail and "medians of the per-repeat p99s" in pooled.detail
+    one_of_three = [run("steady", "hybrid", load=synthetic_load(latency_us=us)) for us in (10_000, 10_000, 13_000)]
+    # a median of per-repeat p99s would read 1.0 here; the slowest 1 % of the pooled requests are the slow repeat's
+    assert steady_hybrid_check(one_of_three, platform).measured == pytest.approx(1.3, rel=0.01)
+
+
 def test_scale_out_and_crash_checks_pass_and_fail() -> None:
     good = [run("scale-out", extra={"fair_share_s": 0.8}), run("crashed-replica", fault=FAULT)]
     checks = scenario_checks(good, PARAMS)
