@@ -2,7 +2,8 @@
 
 - A ReplicaSet keeps ``replicas`` pods: a deleted pod is replaced by a new pod (new index, new address);
   scaling in removes the least useful pods first (unready, then newest).
-- A rollout replaces every pod with a new one (optionally with new env) within maxSurge / maxUnavailable.
+- A rollout replaces every pod with a new one (optionally with new env) within maxSurge / maxUnavailable;
+  it is done when ``kubectl rollout status`` would say so, while the last old pods may still be terminating.
 
 Running the pods is the kubelet's job; the controller creates them and hands them over.
 """
@@ -57,7 +58,25 @@ class DeploymentController:
     async def rolling_restart(
         self, deployment: Deployment, *, env: Mapping[str, str] | None = None, timeout_s: float = 300.0
     ) -> None:
-        """A Deployment rollout: new pods (optionally new env) replace old ones within maxSurge/maxUnavailable."""
+        """A Deployment rollout: new pods (optionally new env) replace old ones within maxSurge/maxUnavailable.
+
+        Returns when ``kubectl rollout status`` would: every new pod ready and no old pod left that is not
+        terminating. Their graceful termination (preStop, SIGTERM, drain) goes on in the background
+        (``ControlLoop.spawn``; ``KubeCluster.close`` cancels what is left), as on a cluster:
+
+        - kubectl's ``DeploymentStatusViewer.Status`` (staging/src/k8s.io/kubectl/pkg/polymorphichelpers/
+          rollout_status.go) reports success once updatedReplicas == spec.replicas, status.replicas ==
+          updatedReplicas (else "N old replicas are pending termination") and availableReplicas ==
+          updatedReplicas;
+        - a Deployment's status.replicas adds up its ReplicaSets' status.replicas, which the ReplicaSet
+          controller counts over ``controller.FilterActivePods`` (pkg/controller/replicaset/replica_set.go,
+          ``syncReplicaSet`` -> ``calculateStatus``), and ``IsPodActive`` (pkg/controller/controller_utils.go)
+          drops every pod with a deletionTimestamp. A terminating old pod therefore no longer counts; since
+          1.33 it shows as status.terminatingReplicas (KEP-3973), which rollout status does not wait for.
+
+        Nothing here waits for them: a caller that needs them gone waits until no pod in ``deployment.pods``
+        is terminating (the kubelet removes each pod from it once its container exited).
+        """
         n = deployment.replicas
         surge = rollout_bound(deployment.spec.max_surge, n, round_up=True)
         unavailable = rollout_bound(deployment.spec.max_unavailable, n, round_up=False)
@@ -67,12 +86,11 @@ class DeploymentController:
             deployment.env = {**deployment.env, **env}
         old = deployment.live_pods()
         new: list[Pod] = []
-        stopping: list[asyncio.Task[None]] = []
         deadline = time.monotonic() + timeout_s
         while True:
             live_old = [p for p in old if not p.terminating]
             if not live_old and all(p.ready for p in new) and len(new) >= n:
-                break
+                return
             while len(new) < n and len(new) + len(live_old) < n + surge:
                 new.append(self.create_pod(deployment))
             available = sum(p.ready for p in new) + sum(p.ready for p in live_old)
@@ -80,11 +98,10 @@ class DeploymentController:
             for pod in sorted(live_old, key=lambda p: p.ready):
                 if not pod.ready or removable > 0:
                     removable -= pod.ready
-                    stopping.append(self.control.spawn(self.kubelet.terminate(pod)))
+                    self.control.spawn(self.kubelet.terminate(pod))
             if time.monotonic() > deadline:
                 raise TimeoutError(f"rollout of {deployment.name} not done after {timeout_s:g}s: {self._state()}")
             await self.control.next_change(0.5)
-        await asyncio.gather(*stopping)
 
 
 def rollout_bound(value: int | str, n: int, *, round_up: bool) -> int:

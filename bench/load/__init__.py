@@ -8,7 +8,7 @@ what it produces.
 """
 
 from bench.load.config import DEFAULT_PRODUCT_IDS, KINDS, LoadConfig
-from bench.load.generator import INSTANCE_HEADER, run_load, run_load_sync
+from bench.load.generator import INSTANCE_HEADER, request_cut, run_load, run_load_sync
 from bench.load.histogram import (
     decode_histogram,
     encode_histogram,
@@ -64,6 +64,7 @@ __all__ = [
     "percentile",
     "read_result",
     "record_us",
+    "request_cut",
     "resample",
     "run_load",
     "run_load_subprocess",

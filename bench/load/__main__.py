@@ -19,13 +19,14 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from bench.load.config import LoadConfig
-from bench.load.generator import run_load_sync
+from bench.load.generator import request_cut, run_load_sync
 from bench.load.process import emit_event, write_result
 from bench.load.result import LoadProgress
 
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     raise_priority()
+    # The orchestrator ends a schedule early with SIGUSR1 (`_GeneratorChild.cut`); between loads it is a no-op.
+    signal.signal(signal.SIGUSR1, lambda _sig, _frame: request_cut())
     if args.serve:
         return serve(sys.stdin)
     if args.config is None or args.out is None:

@@ -8,6 +8,11 @@ bounded twice: in count (``round(rate * duration_s)`` requests) and in time (eve
 ``t0 + duration_s + drain_s`` is cancelled and counted as ``abandoned``). Every request sent ends in exactly
 one outcome class (``bench.load.outcomes``), so ``sent == succeeded + failed`` holds and is asserted.
 
+A window that ends once what it measures has happened (config-change: a healthy second after the change
+reached every replica) is known only during the run: ``request_cut`` (the generator child's SIGUSR1) ends
+the schedule there; requests intended after the cut are not part of the run (``planned`` shrinks to the ones
+before it, the result says ``cut_s``), and the ones in flight drain as at the end of any run.
+
 The generator checks itself (achieved send rate, send lag, its own CPU) and marks the run invalid with the
 reasons when it could not keep the schedule, because a late generator under-reports latency.
 
@@ -53,6 +58,21 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
 
 
+class _Cut:
+    """When the current schedule was asked to end early (``time.monotonic()``), or None."""
+
+    at: float | None = None
+
+
+CUT = _Cut()
+
+
+def request_cut() -> None:
+    """End the running schedule now (a signal handler may call it: it only stamps the time)."""
+    if CUT.at is None:
+        CUT.at = time.monotonic()
+
+
 class _Run:
     """State of one run; a class only so the per-request coroutine can reach shared counters cheaply."""
 
@@ -85,6 +105,13 @@ class _Run:
         self.ok = 0
         self.t0 = 0.0
         self.last_send = 0.0
+        self.cut_s: float | None = None
+
+    def cut(self, index: int, at: float) -> None:
+        """The schedule ends before request ``index``, at ``at``: later requests and bins are not part of the run."""
+        self.planned = index
+        self.cut_s = at - self.t0
+        self.bins = self.bins[: max(1, math.ceil(self.cut_s / self.cfg.bin_s - 1e-9))]
 
     def bin_for(self, i: int) -> Bin:
         index = math.floor(self.offsets[i] / self.cfg.bin_s + 1e-9)
@@ -223,6 +250,7 @@ async def run_load(
     orchestrator uses it to know the subprocess survived its imports.
     """
     run = _Run(config)
+    CUT.at = None
     connector = aiohttp.TCPConnector(
         limit=config.connections,
         limit_per_host=config.connections,
@@ -258,6 +286,10 @@ async def run_load(
             for i in range(run.planned):
                 intended = run.t0 + run.offsets[i]
                 await _sleep_until(intended)
+                if CUT.at is not None and intended >= CUT.at:
+                    run.cut(i, CUT.at)
+                    hard_stop = min(hard_stop, CUT.at + config.effective_drain_s)
+                    break
                 if time.monotonic() >= hard_stop:
                     break
                 task = asyncio.create_task(run.one(session, i, intended))
@@ -317,6 +349,7 @@ def _finish(run: _Run, config: LoadConfig, t0_wall: float, start_late: float, en
         peak_rss_mb=_peak_rss_mb(),
         valid=not reasons,
         invalid_reasons=reasons,
+        cut_s=run.cut_s,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -89,6 +90,11 @@ class _GeneratorChild:
 
     proc: asyncio.subprocess.Process | None
     log_path: Path
+
+    def cut(self) -> None:
+        """End the running load's schedule now (SIGUSR1: the child's ``request_cut``); in-flight requests drain."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGUSR1)
 
     async def _next_event(self) -> dict[str, Any] | None:
         assert self.proc is not None and self.proc.stdout is not None

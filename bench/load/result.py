@@ -100,6 +100,8 @@ class LoadResult:
     peak_rss_mb: float
     valid: bool
     invalid_reasons: list[str]
+    #: seconds from t0 at which the orchestrator ended the schedule early (``request_cut``), or None
+    cut_s: float | None = None
 
     @property
     def bin_s(self) -> float:

@@ -52,6 +52,23 @@ def _health(entry: Mapping[str, Any]) -> str:
     )
 
 
+def _fault_line(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """The fault window; per style where their ends differ (a rollout's length, a window that ends once what it
+    measures happened), each style's first repeat."""
+    faults = {style: e["fault"] for style, e in entries.items() if e.get("fault")}
+    first = next(iter(faults.values()))
+    label = f" ({first['label']})" if first.get("label") else ""
+
+    def end(fault: Mapping[str, Any]) -> str:
+        return "end of run" if fault.get("end_s") is None else fmt.secs(fault["end_s"])
+
+    ends = {style: end(fault) for style, fault in faults.items()}
+    if len(set(ends.values())) == 1:
+        return f"Fault{label}: {fmt.secs(first['start_s'])} → {next(iter(ends.values()))}."
+    each = ", ".join(f"{style} {shown}" for style, shown in ends.items())
+    return f"Fault{label}: from {fmt.secs(first['start_s'])}, ending per style ({each}; first repeat)."
+
+
 def _windows_line(entries: Mapping[str, Mapping[str, Any]]) -> str:
     """Which bins, windows and sampling intervals the scenario's figures were measured over."""
     w = next(e["windows"] for e in entries.values() if e.get("windows"))
@@ -248,11 +265,8 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
             out += [f"{_skipped_line(skipped)} ({', '.join(skipped)}).", ""]
         if not entries:
             continue
-        fault = next((e.get("fault") for e in entries.values() if e.get("fault")), None)
-        if fault:
-            end = "end of run" if fault.get("end_s") is None else fmt.secs(fault["end_s"])
-            label = f" ({fault['label']})" if fault.get("label") else ""
-            out += [f"Fault{label}: {fmt.secs(fault['start_s'])} → {end}.", ""]
+        if any(e.get("fault") for e in entries.values()):
+            out += [_fault_line(entries), ""]
         if any(e.get("windows") for e in entries.values()):
             out += [_windows_line(entries), ""]
         out += _scenario_table(styles, entries)

@@ -6,21 +6,28 @@ Windows (pre, fault, post in seconds) are as short as each metric allows; the fu
 hold about 16 minutes of load (docs/benchmark.md has the measured split):
 
 - pre 1.5 s everywhere: the baseline is 1 s after its 0.5 s skip (new connections).
-- fault: outlasts what it measures with the tuned settings. hung 6 s: readiness 2 s x 2 plus propagation
-  (out of rotation after up to 4.4 s), then a 1 s healthy window while still hung; crashed 4.5 s + post
-  1.5 s: back in rotation about 5 s after the kill (at most 4.9 s measured); scale-out 9.5 s: routable
-  after up to 5.6 s, then up to 2 s for the client's peak-EWMA to stop penalising the new replica's first,
-  cold calls, then 1 s at a fair share (7.5 s was too short: the 22:21 reference run showed "never" for a
-  fair share in 5 of 6 cloud and hybrid runs); config-change 16.5 s: the kubelet's
-  ConfigMap sync, 1 s + 10 s x 1.5 at most; error-replica 3 s: routed around after up to 1.7 s measured,
-  plus the 1 s healthy window; slow-replica, noisy-neighbour and registry-outage 2.5 s (routed around
-  after at most 1.1 s); the overloads 4 s at 1.5x the knee (a backlog of 2 s of work at the knee). A
-  rolling update's window is a minimum (the rollout blocks, an overrun is recorded).
+- fault: outlasts what it measures with the tuned settings. hung 6 s: readiness 2 s x 2 plus propagation (out
+  of rotation after up to 4.4 s), then a 1 s healthy window while still hung; crashed 4.5 s + post 1.5 s: back
+  in rotation about 5 s after the kill (at most 4.9 s measured); scale-out 9.5 s: routable after up to 5.6 s,
+  then up to 2 s for the client's peak-EWMA to stop penalising the new replica's first, cold calls, then 1 s
+  at a fair share (7.5 s was too short: the 22:21 reference run showed "never" for a fair share in 5 of 6
+  cloud and hybrid runs); config-change at most 16.5 s: the kubelet's ConfigMap sync, 1 s + 10 s x 1.5 at
+  most, but it ends 1 s (the healthy window) after the change reached every replica, never under 2.5 s
+  (bench.suite.config_window): 2.5 s for Consul KV (applied in 0.05 s), up to 16.5 s for the mounted file
+  (12-16.5 s in the reference run); error-replica 3 s: routed around after up to 1.7 s measured, plus the 1 s
+  healthy window; slow-replica, noisy-neighbour and registry-outage 2.5 s (routed around after at most 1.1 s);
+  the overloads 4 s at 1.5x the knee (a backlog of 2 s of work at the knee). A rolling update's window is a
+  minimum (the rollout blocks, an overrun is recorded); a Deployment rollout is done when kubectl rollout
+  status says so, new pods ready and old ones terminating (their preStop 3 s and drain 2 s go on after it):
+  about 16 s for 3 pods, as long as the cloud style's one-by-one restart.
 - post: a healthy window (1 s) after the lift plus the time the way back takes: 1.5 s where it measured
   0.1 s, 2 s after a hang (back in rotation 1 s after the resume), 4 s after an overload (recovered after
   up to 2.2 s; one that needs longer is reported as never: metastable). steady's 3 s after its baseline
   give its whole-run percentiles 900 requests (x 3 repeats). scale-out and config-change have none: what
-  they measure happens in the fault window and nothing is lifted.
+  they measure happens in the fault window and nothing is lifted. A window that ends early (config-change) or
+  a rollout that outlasts its window ends its load a post window after the fault (the generator is planned
+  for up to 2.5x a rollout's window and cut there: bench.load.request_cut), so the load covers the whole
+  fault and what follows it.
 
 ``--settings defaults`` stretches them to its own, longer bounds (bench.targets.settings.WindowFloors).
 """

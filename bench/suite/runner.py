@@ -34,6 +34,7 @@ from bench.report.model import ComponentUsage, FailedRun, FaultWindow, RunResult
 from bench.scenarios import Measure, RunState, Scenario
 from bench.suite import amplification
 from bench.suite.between import Between, next_for, run_order
+from bench.suite.config_window import config_window_s
 from bench.suite.observe import (
     Observation,
     config_applied_s,
@@ -63,6 +64,9 @@ FALLBACK_KNEE_FACTOR = 4.0
 #: From handing the warm generator its config to its first request: the child only parses the config and
 #: opens a client session (milliseconds); a fresh child per run needed a 1 s lead for its imports.
 LEAD_S = 0.25
+#: A blocking fault (a rollout) may outlast its window: the load is planned for this x the window and cut at
+#: the fault's end + the post window, so the whole rollout and its aftermath are under load.
+OVERRUN_ALLOWANCE = 2.5
 
 
 class Runner:
@@ -193,7 +197,7 @@ class Runner:
         config = LoadConfig(
             base_url=stack.gateway_url,
             rate=self.options.rate,
-            duration_s=pre + fault_s + post,
+            duration_s=pre + fault_s * (OVERRUN_ALLOWANCE if scenario.inject_blocks else 1.0) + post,
             start_at=start_at,
             key_prefix=f"{self.run_id}-{scenario.name}-{style}-{repeat}",
             seed=repeat,
@@ -215,6 +219,11 @@ class Runner:
             if fault_s > 0:
                 await _sleep_until(start_at + pre)
                 fault_start, fault_end = await self._fault(scenario, stack, state, fault_s, extra, tasks)
+                if fault_end + post < start_at + config.duration_s - 0.1:
+                    # a window that ended early (config-change) or a rollout within its allowance: the load
+                    # ends a post window after the fault, as with a fixed window
+                    await _sleep_until(fault_end + post)
+                    self.load.cut()
                 result = await waiter
                 fault = FaultWindow.from_wall(result.t0_wall, fault_start, fault_end, label=scenario.summary)
             else:
@@ -274,7 +283,8 @@ class Runner:
         """Inject, hold the fault window, lift; returns the wall-clock start and end of the fault.
 
         A blocking inject (a rollout) is the run: its failure fails the run. Any other inject goes on in
-        ``tasks`` while the window closes (it is not cut short); the run collects it and its failure.
+        ``tasks`` while the window closes (it is not cut short); the run collects it and its failure. A config
+        change's window ends a healthy second after the change reached every replica (bench.suite.config_window).
         """
         fault_start = time.time()
         config_applied = scenario.measure is Measure.CONFIG_APPLIED
@@ -287,9 +297,11 @@ class Runner:
             await inject
         else:
             await asyncio.wait([inject], timeout=max(0.1, fault_s))
+        window_s = fault_s
         if config_applied:
-            extra["config_applied_s"] = await config_applied_s(stack, fault_start, config_before, fault_s)
-        await _sleep_until(fault_start + fault_s)
+            applied = extra["config_applied_s"] = await config_applied_s(stack, fault_start, config_before, fault_s)
+            window_s = config_window_s(fault_s, applied)
+        await _sleep_until(fault_start + window_s)
         await scenario.lift(stack, state)
         fault_end = time.time()
         if scenario.inject_blocks and fault_end - fault_start > fault_s + 0.5:

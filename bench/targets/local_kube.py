@@ -191,3 +191,10 @@ class LocalKube(Target):
             if self.kube.deployments[service].replicas != self.replica_counts[service]:
                 await self.kube.scale(service, self.replica_counts[service])
             await self.kube.wait_endpoints(service, self.replica_counts[service], timeout_s=60)
+        # a rollout returns while its last old pods still terminate (as `kubectl rollout status` does): the next
+        # run of this style starts once they are gone, not during their preStop and drain
+        await self.kube.wait_for(
+            lambda: not any(p.terminating for d in self.kube.deployments.values() for p in d.pods),
+            60.0,
+            "old pods terminated",
+        )

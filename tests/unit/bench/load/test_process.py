@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import subprocess
 import sys
 import time
@@ -74,6 +76,31 @@ async def test_warm_generator_runs_loads_back_to_back_in_one_child(gateway: str,
     finally:
         await warm.close()
     assert warm.proc is None
+
+
+async def test_a_cut_ends_the_schedule_early_and_the_child_serves_the_next_load(gateway: str, tmp_path: Path) -> None:
+    await control(gateway)
+    warm = WarmGenerator(tmp_path / "generator.stderr")
+    try:
+        await warm.warm()
+        warm.cut()  # between loads: ignored, the child stays up
+        start_at = time.time() + 0.25
+        cfg = LoadConfig(base_url=gateway, rate=200, duration_s=5.0, start_at=start_at, bin_s=0.1)
+        await warm.start(cfg, tmp_path / "cut.json")
+        await asyncio.sleep(start_at + 1.0 - time.time())
+        warm.cut()
+        result = await warm.wait()
+        assert_accounted(result)
+        assert result.cut_s is not None and 0.95 <= result.cut_s <= 1.3
+        assert result.planned == result.sent < 1000 and result.unsent == 0 and result.valid
+        assert abs(result.sent - 200 * result.cut_s) <= 2  # every request intended before the cut, none after
+        assert len(result.bins) == math.ceil(result.cut_s / 0.1 - 1e-9) and result.bins[-1].count > 0
+        follow = LoadConfig(base_url=gateway, rate=100, duration_s=0.5, start_at=time.time() + 0.25)
+        await warm.start(follow, tmp_path / "after.json")
+        after = await warm.wait()
+        assert after.cut_s is None and after.outcomes == {OK: 50}  # a cut ends one load, not the next
+    finally:
+        await warm.close()
 
 
 async def test_warm_generator_reports_a_rejected_job_and_starts_afresh(gateway: str, tmp_path: Path) -> None:

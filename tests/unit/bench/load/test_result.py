@@ -33,6 +33,7 @@ RESULT_KEYS = [
     "peak_rss_mb",
     "valid",
     "invalid_reasons",
+    "cut_s",
 ]
 
 

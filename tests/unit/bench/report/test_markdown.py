@@ -84,3 +84,16 @@ def test_a_skipped_scenario_says_where_and_why() -> None:
     skipped = {"platform": why, "hybrid": why}
     assert verdict({}, skipped) == "Skipped on k8s: pausing a shared cluster is not done."
     assert verdict({}) == "No verdict: no style ran."
+
+
+def test_the_fault_line_names_each_styles_end_when_they_differ() -> None:
+    from bench.report.markdown import _fault_line
+
+    def entry(end: float | None) -> dict[str, object]:
+        return {"fault": {"start_s": 1.5, "end_s": end, "label": "config change"}}
+
+    same = _fault_line({"cloud": entry(4.0), "platform": entry(4.0)})
+    assert same.startswith("Fault (config change): 1.50 s") and "per style" not in same
+    differ = _fault_line({"cloud": entry(4.0), "platform": entry(15.0), "hybrid": entry(None)})
+    assert "per style" in differ and "cloud 4.00 s" in differ and "platform 15.00 s" in differ
+    assert "hybrid end of run" in differ

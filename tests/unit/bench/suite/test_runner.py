@@ -8,6 +8,7 @@ world would report as events) and a fake generator returning a synthetic load dr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -115,18 +116,28 @@ class FakeGenerator:
 
     def __init__(self) -> None:
         self.config = LoadConfig(base_url="http://x", rate=1, duration_s=1)
+        self.cut_at: float | None = None
+        self._cut = asyncio.Event()
 
     async def warm(self) -> None:
         return None
 
     async def start(self, config: LoadConfig, out_path: Path, on_progress: object = None) -> None:
-        self.config = config
+        self.config, self.cut_at = config, None
+        self._cut = asyncio.Event()
+
+    def cut(self) -> None:
+        self.cut_at = time.time()
+        self._cut.set()
 
     async def wait(self) -> LoadResult:
-        assert self.config.start_at is not None
-        await asyncio.sleep(max(0.0, self.config.start_at + self.config.duration_s - time.time()))
-        load = synthetic_load(seconds=self.config.duration_s)
-        return dataclasses.replace(load, t0_wall=self.config.start_at)
+        start = self.config.start_at
+        assert start is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._cut.wait(), max(0.0, start + self.config.duration_s - time.time()))
+        seconds = (self.cut_at if self.cut_at is not None else start + self.config.duration_s) - start
+        load = synthetic_load(seconds=round(seconds, 1))
+        return dataclasses.replace(load, t0_wall=start, cut_s=None if self.cut_at is None else seconds)
 
     async def kill(self) -> None:
         return None
