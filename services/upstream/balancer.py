@@ -122,7 +122,7 @@ class BalancePolicy:
         self.book = book or EndpointBook()
         self.round_robin = RoundRobin()
         self.p2c = PowerOfTwo(self.book)
-        self._picks: dict[str, object] = {}
+        self._picks: dict[str, list[int]] = {}
 
     def pick(self, request: UpstreamRequest) -> Instance:
         instances = self.discovery.instances()
@@ -141,10 +141,10 @@ class BalancePolicy:
         instance = self.pick(request)
         request.instance = instance
         request.tried.add(instance.id)
-        counter = self._picks.get(instance.id)
-        if counter is None:
-            counter = self._picks[instance.id] = BALANCER_PICKS.labels(request.upstream, instance.id)
-        counter.inc()  # type: ignore[attr-defined]
+        cell = self._picks.get(instance.id)
+        if cell is None:
+            cell = self._picks[instance.id] = BALANCER_PICKS.cell(request.upstream, instance.id)
+        cell[0] += 1
         book = self.book
         stats = book.started(instance.id)
         start = book.clock()

@@ -94,6 +94,9 @@ class AsyncBreaker:
             state_storage=_ClockedStorage(clock),
         )
         self._trial_in_flight = False
+        #: pybreaker may hold a failure count (after any failure handed to it, and after any call while not
+        #: closed): the closed hot path then resets it on the next success, and skips pybreaker's storage otherwise
+        self._counted = False
 
     @property
     def state(self) -> str:
@@ -120,6 +123,7 @@ class AsyncBreaker:
             return await self._call_closed(func, args, failed)
         if self.cb.current_state == pybreaker.STATE_HALF_OPEN and self._trial_in_flight:
             raise pybreaker.CircuitBreakerError("half-open trial already in flight")
+        self._counted = True
         start = self.clock()
         try:
             with self.cb.calling():  # raises CircuitBreakerError when open
@@ -151,12 +155,14 @@ class AsyncBreaker:
             raise
         if failed is not None and failed(result, self.clock() - start):
             self._count_failure(_CountedFailure(result))
-        elif self.cb.fail_counter:
+        elif self._counted:
+            self._counted = False  # a success resets pybreaker's count of consecutive failures, as closed does
             self.cb._state_storage.reset_counter()
         return result
 
     def _count_failure(self, exc: BaseException) -> None:
         """Hand one failure to pybreaker's state machine (which may open the breaker), swallowing the re-raise."""
+        self._counted = True
         try:
             with self.cb.calling():
                 raise exc

@@ -7,9 +7,11 @@ config comes from, whether the replica registers itself, and which policies wrap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import aiohttp
 
@@ -93,8 +95,8 @@ def build_client(
     else:
         discovery = StaticDiscovery(service_url)
 
-    def tunables() -> Tunables:
-        return store.current
+    # `getattr` bound by `partial` runs in C: five policies read the live tunables on every call
+    tunables = cast(Callable[[], Tunables], partial(getattr, store, "current"))
 
     breakers = None
     if spec.breaker:

@@ -11,7 +11,6 @@ from collections.abc import Awaitable
 import aiohttp
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import Counter
 
 from services.kit.metrics import UPSTREAM_REQUESTS
 from services.kit.telemetry import SPANS
@@ -35,7 +34,7 @@ def make_session(keepalive: bool, limit: int = 256) -> aiohttp.ClientSession:
 class AiohttpTransport:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
-        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._counters: dict[tuple[str, str, int], list[int]] = {}
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
 
     def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
@@ -48,10 +47,10 @@ class AiohttpTransport:
 
     def _count(self, upstream: str, instance: str, status: int) -> None:
         key = (upstream, instance, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = UPSTREAM_REQUESTS.labels(upstream, instance, str(status))
-        counter.inc()
+        cell = self._counters.get(key)
+        if cell is None:
+            cell = self._counters[key] = UPSTREAM_REQUESTS.cell(upstream, instance, str(status))
+        cell[0] += 1
 
     def __call__(self, request: UpstreamRequest) -> Awaitable[UpstreamResponse]:
         """A client span only when spans leave the process (`SPANS.exported`): unexported, it could never be
@@ -88,9 +87,10 @@ class AiohttpTransport:
                 timeout=self._timeout(request.timeout_s),
             ) as resp:
                 body = await resp.read()
-                span.set_attribute("http.response.status_code", resp.status)
-                if resp.status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
+                if span is not trace.INVALID_SPAN:
+                    span.set_attribute("http.response.status_code", resp.status)
+                    if resp.status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
                 self._count(request.upstream, instance.id, resp.status)
                 return UpstreamResponse(resp.status, body, resp.headers, instance.id)
         except TimeoutError as exc:
@@ -110,5 +110,5 @@ class AiohttpTransport:
     def _fail(span: trace.Span, request: UpstreamRequest, cause: Cause, exc: Exception, *, sent: bool) -> UpstreamError:
         instance = request.instance.id if request.instance else ""
         span.set_status(Status(StatusCode.ERROR, cause.value))
-        UPSTREAM_REQUESTS.labels(request.upstream, instance, cause.value).inc()
+        UPSTREAM_REQUESTS.cell(request.upstream, instance, cause.value)[0] += 1
         return UpstreamError(request.upstream, cause, f"{type(exc).__name__}: {exc}", sent=sent, instance=instance)

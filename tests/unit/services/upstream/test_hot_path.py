@@ -171,6 +171,27 @@ async def test_the_closed_breakers_shortcut_still_counts_raised_failures() -> No
     assert excinfo.value.cause is Cause.BREAKER_OPEN and len(seen) == 2
 
 
+async def test_a_success_between_failures_resets_the_count_on_the_closed_shortcut() -> None:
+    breakers = BreakerMap("inv", fail_max=2, reset_s=10)
+    policy = BreakerPolicy(breakers, Tunables)
+
+    async def refused(req: UpstreamRequest) -> UpstreamResponse:
+        raise UpstreamError("inv", Cause.CONNECT_ERROR, sent=False, instance="i1")
+
+    async def answered(req: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse(200, b"{}", {}, "i1")
+
+    for _ in range(3):  # failure, success, failure, success, ...: never two in a row, never open
+        with pytest.raises(UpstreamError):
+            await policy(request(), refused)
+        assert (await policy(request(), answered)).status == 200
+    assert breakers.get("i1").closed and breakers.get("i1").cb.fail_counter == 0
+    for _ in range(2):
+        with pytest.raises(UpstreamError):
+            await policy(request(), refused)
+    assert not breakers.get("i1").closed  # two in a row open it
+
+
 async def test_an_open_breakers_trial_reports_the_state_it_found() -> None:
     clock = FakeClock()
     breakers = BreakerMap("inv", fail_max=1, reset_s=5, clock=clock)
