@@ -51,8 +51,11 @@ def next_for(plan: Sequence[tuple[Scenario, int, str]], stack: Target) -> Scenar
 class Between:
     """Each style's restore in the background, and the tunables its replicas hold."""
 
-    def __init__(self, stacks: Mapping[str, Target]) -> None:
+    def __init__(self, stacks: Mapping[str, Target], tunables_limit_s: float = 15.0) -> None:
         self.stacks = stacks
+        #: how long setting tunables may take: the settings' ConfigMap delivery bound (kubelet sync + jitter),
+        #: which 15 s fell short of (the tuned bound is 1 s + 10 s x 1.5; a retry-storm run failed on it)
+        self.tunables_limit_s = max(15.0, tunables_limit_s)
         #: style -> its way back to steady state, going on while the other styles run
         self._restoring: dict[str, asyncio.Task[None]] = {}
         #: style -> the tunables its replicas hold beyond the chart's (None: unknown, a fault or a failure)
@@ -72,7 +75,7 @@ class Between:
         if self._tunables.get(style, {}) != wanted:
             self._tunables[style] = None
             await restore(stack)
-            await apply_tunables(stack, wanted)
+            await apply_tunables(stack, wanted, self.tunables_limit_s)
             self._tunables[style] = wanted
         await restore(stack, keep_tunables=True)
 

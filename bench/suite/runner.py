@@ -104,7 +104,7 @@ class Runner:
         #: one generator child for every run, kept warm between them
         self.load = WarmGenerator(self.run_dir / "load" / "generator.stderr")
         #: each style's way back to steady state, going on while the other styles run
-        self.between = Between(self.stacks)
+        self.between = Between(self.stacks, tunables_limit_s=self.params.timing.configmap_bounds_s()[1] + 3.0)
 
     # ------------------------------------------------------------------ set-up and teardown
     async def start(self) -> None:

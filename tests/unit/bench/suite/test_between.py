@@ -44,8 +44,10 @@ def test_two_styles_alternate_without_a_repeat() -> None:
 class Calls:
     def __init__(self) -> None:
         self.log: list[str] = []
+        self.limits: list[float] = []
 
     async def apply(self, target: Target, tunables: Mapping[str, Mapping[str, Any]], limit_s: float = 15.0) -> None:
+        self.limits.append(limit_s)
         if tunables:
             for service, values in tunables.items():
                 await target.set_tunables(service, values)
@@ -83,6 +85,13 @@ async def test_shared_tunables_are_set_once_and_reset_once(calls: Calls) -> None
     await between.ready("platform", PLAIN)
     assert calls.log == ["apply", "reset"]
     assert not target.tunables_changed
+
+
+async def test_setting_tunables_may_take_the_config_delivery_bound_never_less_than_15_s(calls: Calls) -> None:
+    for bound, expected in ((19.0, 19.0), (4.0, 15.0)):  # the tuned kubelet's 16 s + slack; Consul KV's bound
+        calls.limits.clear()
+        await Between({"platform": FakeTarget("platform")}, tunables_limit_s=bound).ready("platform", STORM)
+        assert calls.limits == [expected]
 
 
 async def test_tunables_a_fault_set_itself_are_reset_before_the_next_run(calls: Calls) -> None:
