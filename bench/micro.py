@@ -157,7 +157,8 @@ async def _hop_rounds(url: str, calls: int, rounds: int) -> dict[str, Any]:
         # Alternate call by call, rotating the order, so drift and neighbours' noise land on every side alike.
         samples: dict[str, list[float]] = {kind: [] for kind in kinds}
         for n in range(calls):
-            for kind in order[n % 3 :] + order[: n % 3]:
+            turn = n % len(order)
+            for kind in order[turn:] + order[:turn]:
                 samples[kind] += await _timed(1, kinds[kind])
         p50 = {kind: _percentile(values, 0.5) for kind, values in samples.items()}
         per_round.append(

@@ -50,7 +50,7 @@ from bench.targets.base import Target
 from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import make_supervisor, make_target
 from bench.targets.served import counters
-from bench.targets.settings import setting
+from bench.targets.settings import BOUND_SLACK_S, setting
 
 log = logging.getLogger("bench")
 
@@ -104,7 +104,7 @@ class Runner:
         #: one generator child for every run, kept warm between them
         self.load = WarmGenerator(self.run_dir / "load" / "generator.stderr")
         #: each style's way back to steady state, going on while the other styles run
-        self.between = Between(self.stacks, tunables_limit_s=self.params.timing.configmap_bounds_s()[1] + 3.0)
+        self.between = Between(self.stacks, tunables_limit_s=self.params.timing.configmap_bounds_s()[1] + BOUND_SLACK_S)
 
     # ------------------------------------------------------------------ set-up and teardown
     async def start(self) -> None:
