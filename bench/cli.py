@@ -149,7 +149,7 @@ def micro_checks(calls: int) -> tuple[list[Check], list[str]]:
         f"hop overhead is measured over a bare hop carrying the same trace context, which every style's hops carry; "
         f"the trace context alone costs {hop['trace_context_us']:.0f} us per hop (rounds "
         f"{hop['trace_context_spread_us'][0]:.0f}..{hop['trace_context_spread_us'][1]:.0f} us; "
-        f"bare hop without it {hop['untraced_p50_us']:.0f} us)",
+        f"bare hop without it {hop['untraced_bare_p50_us']:.0f} us)",
     ]
     return micro.checks(result["hop"], result["breaker"], result["balancer"]), notes
 

@@ -163,8 +163,8 @@ async def _hop_rounds(url: str, calls: int, rounds: int) -> dict[str, Any]:
         p50 = {kind: _percentile(values, 0.5) for kind, values in samples.items()}
         per_round.append(
             {
-                "bare_p50_us": p50["traced"],
-                "untraced_p50_us": p50["bare"],
+                "traced_bare_p50_us": p50["traced"],
+                "untraced_bare_p50_us": p50["bare"],
                 "stack_p50_us": p50["stack"],
                 "trace_context_us": p50["traced"] - p50["bare"],
                 "overhead_us": p50["stack"] - p50["traced"],
@@ -172,12 +172,12 @@ async def _hop_rounds(url: str, calls: int, rounds: int) -> dict[str, Any]:
         )
     await session.close()
     overheads = [r["overhead_us"] for r in per_round]
-    bare_p50 = statistics.median(r["bare_p50_us"] for r in per_round)
+    bare_p50 = statistics.median(r["traced_bare_p50_us"] for r in per_round)
     overhead = statistics.median(overheads)
     trace_costs = [r["trace_context_us"] for r in per_round]
     return {
-        "bare_p50_us": bare_p50,
-        "untraced_p50_us": statistics.median(r["untraced_p50_us"] for r in per_round),
+        "traced_bare_p50_us": bare_p50,
+        "untraced_bare_p50_us": statistics.median(r["untraced_bare_p50_us"] for r in per_round),
         "stack_p50_us": statistics.median(r["stack_p50_us"] for r in per_round),
         "overhead_p50_us": overhead,
         "overhead_ratio": overhead / bare_p50,
@@ -296,7 +296,7 @@ def checks(hop: dict[str, Any], breaker: dict[str, float], picks: dict[str, floa
             TARGETS["hop_overhead_p50_us"],
             " us",
             detail=(
-                f"over a bare hop with the same trace context, p50 {hop['bare_p50_us']:.0f} us; rounds "
+                f"over a bare hop with the same trace context, p50 {hop['traced_bare_p50_us']:.0f} us; rounds "
                 f"{hop['overhead_spread_us']}; the trace context alone {hop['trace_context_us']:.0f} us"
             ),
         ),
@@ -368,7 +368,7 @@ def main() -> None:
     console.print(table)
     hop = result["hop"]
     console.print(
-        f"bare hop p50 {hop['untraced_p50_us']:.0f} us, with trace context {hop['bare_p50_us']:.0f} us, "
+        f"bare hop p50 {hop['untraced_bare_p50_us']:.0f} us, with trace context {hop['traced_bare_p50_us']:.0f} us, "
         f"stacked {hop['stack_p50_us']:.0f} us, "
         f"overhead spread {hop['overhead_spread_us'][0]:.1f}..{hop['overhead_spread_us'][1]:.1f} us; "
         f"written to {args.out / 'micro.json'}"

@@ -12,6 +12,7 @@ behind the small `ControlPlane` protocol. Every method is bounded in time. Work 
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ import aiohttp
 from bench.emulation import ProcessUsage, Supervisor
 from bench.targets.background import Background
 from services import SERVICES
+
+log = logging.getLogger("bench.targets")
+#: The services whose replicas call upstreams, and so hold client state (breakers, balancer estimates).
+CALLERS = ("gateway", "orders")
 
 
 class ReplicaRef(Protocol):
@@ -161,22 +166,41 @@ class Target(ABC):
         return []
 
     # -------------------------------------------------------------- faults through the admin API
-    async def set_faults(self, replica: ReplicaRef, faults: Mapping[str, Any]) -> None:
+    async def _admin(self, method: str, replica: ReplicaRef, path: str, body: Mapping[str, Any] | None = None) -> int:
+        """One call to ``replica``'s admin API (``/admin`` + ``path``) with this target's token: its status."""
         session = await self.http()
         headers = {"Authorization": f"Bearer {self.admin_token}"}
-        async with session.put(replica.url + "/admin/faults", json=dict(faults), headers=headers) as response:
-            if response.status != 200:
-                raise RuntimeError(f"{replica.instance_id} refused faults {faults}: {response.status}")
+        payload = dict(body) if body is not None else None
+        async with session.request(method, replica.url + "/admin" + path, json=payload, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    async def set_faults(self, replica: ReplicaRef, faults: Mapping[str, Any]) -> None:
+        status = await self._admin("PUT", replica, "/faults", faults)
+        if status != 200:
+            raise RuntimeError(f"{replica.instance_id} refused faults {faults}: {status}")
 
     async def clear_faults(self, replicas: Sequence[ReplicaRef] | None = None) -> None:
         """Every fault off, on ``replicas`` or on every running replica; unreachable ones are skipped."""
-        session = await self.http()
-        headers = {"Authorization": f"Bearer {self.admin_token}"}
         targets = replicas if replicas is not None else [r for s in SERVICES for r in self.replicas(s)]
         for replica in targets:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.delete(replica.url + "/admin/faults", headers=headers):
-                    pass
+                await self._admin("DELETE", replica, "/faults")
+
+    async def reset_clients(self, replicas: Sequence[ReplicaRef] | None = None) -> None:
+        """Every upstream client's per-endpoint state back to a fresh process's (breakers closed, balancer
+        estimates and retry budget forgotten; endpoint lists and tunables kept), on ``replicas`` or on every
+        gateway and orders replica (inventory calls no upstream); unreachable ones are skipped.
+
+        A refusal (a replica built before the route existed, a wrong token) is logged, not raised: the run
+        can still start, ``steady.wait_steady`` then only takes longer.
+        """
+        targets = replicas if replicas is not None else [r for s in CALLERS for r in self.replicas(s)]
+        for replica in targets:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                status = await self._admin("DELETE", replica, "/client-state")
+                if status != 200:
+                    log.warning("%s did not reset its clients: %d", replica.instance_id, status)
 
     async def set_tunables(self, service: str, tunables: Mapping[str, Any]) -> None:
         await self.control.put_tunables(service, tunables)

@@ -1,8 +1,14 @@
 """Back to the steady state between runs, the same way on every target.
 
-No fault, the default replicas ready and known to every client, every breaker closed: only then does a
-run start, so each scenario begins from the same place in every style. Open breakers need traffic to
-close (their half-open trial), so a trickle of reads and orders is sent while waiting.
+No fault, the default replicas ready and known to every client, every breaker closed: only then does a run
+start, so each scenario begins from the same place in every style. Each run also starts from a fresh
+client state: ``restore`` has every gateway and orders replica forget what its clients learnt of the
+endpoints (breakers, the balancer's latency estimates, the retry budget), as a new process would. That is
+fair to every style: platform holds no such state (no breaker, no retry, one Service address). Without it,
+a breaker opened by the last fault waits for its half-open trial until the balancer's stale estimate of
+that replica decays (the balancer keeps avoiding it meanwhile), and that wait measures nothing. The
+trickle of reads and orders sent while waiting stays: a breaker the trickle opens again still gets its
+trial, and a steady state that does not hold still fails ``wait_steady``.
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ async def ensure_steady(target: Target, timeout_s: float = 120.0) -> None:
 
 
 async def restore(target: Target, *, keep_tunables: bool = False) -> None:
-    """Undo what a run did: fault off, control plane resumed, tunables reset, default replicas running.
+    """Undo what a run did: fault off, control plane resumed, tunables reset, default replicas running, and
+    every client's per-endpoint state reset as a fresh process has it (breakers closed).
 
     This part only waits (a kubelet's ConfigMap sync, a pod's preStop and drain, a restart) and sends no
     load, so the runner lets it go on while the other styles run; ``wait_steady`` then checks the result
     with a trickle of traffic, in the foreground. ``keep_tunables``: live tunables stay as they are (the
-    runner set them for the style's next scenario).
+    runner set them for the style's next scenario). The client reset comes last, once the fault is off and
+    the replicas are back (no traffic follows until ``wait_steady``'s); it is one admin call per calling
+    replica, not load.
     """
     await target.unhang()
     await target.control.resume()
@@ -46,10 +55,14 @@ async def restore(target: Target, *, keep_tunables: bool = False) -> None:
         await target.control.reset_tunables()
         target.tunables_changed = False
     await target.restore_replicas()
+    await target.reset_clients()
 
 
 async def wait_steady(target: Target, timeout_s: float = 120.0) -> None:
-    """Until ``unsteady`` has nothing to say, warming up breakers meanwhile; TimeoutError after ``timeout_s``."""
+    """Until ``unsteady`` has nothing to say, warming up breakers meanwhile; TimeoutError after ``timeout_s``.
+
+    After ``restore`` reset the clients, every breaker is normally closed at the first look.
+    """
     deadline = time.monotonic() + timeout_s
     while (why := await unsteady(target)) is not None:
         if time.monotonic() > deadline:
@@ -74,7 +87,11 @@ async def unsteady(target: Target) -> str | None:
 
 
 async def _warm_up(target: Target) -> None:
-    """A trickle of reads and orders, so every open breaker gets its half-open trial."""
+    """A trickle of reads and orders, so every open breaker gets its half-open trial.
+
+    Still needed after the client reset: a breaker this traffic opens again (a replica not quite back)
+    closes only through a trial.
+    """
     session = await target.http()
     warmup = next(_warmups)
     for n in range(10):

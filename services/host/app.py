@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
+from services.host.admin import install_client_reset
 from services.host.contract import install_contract
 from services.host.faults import FaultState, fault_gate, install_faults
 from services.host.registration import Registration
@@ -191,6 +192,7 @@ def create_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(routes(context))
     install_faults(app, context.faults, settings.admin_token)
+    install_client_reset(app, context.clients, settings.admin_token)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(EdgeMiddleware, instance_id=settings.instance_id, max_body=settings.max_body_bytes)
     instrument_app(app, provider)

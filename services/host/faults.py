@@ -1,37 +1,26 @@
 """Runtime fault injection, so the benchmark can apply the same fault the same way in every style.
 
-The admin API exists only when an admin token is configured; without one the routes are never
-mounted and answer 404 like any unknown path.
+The fault routes are admin routes (`admin.admin_router`): they exist only when an admin token is
+configured; without one they are never mounted and answer 404 like any unknown path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 import random
 import threading
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.host.admin import admin_router
 from services.kit.lifecycle import Lifecycle
 from services.kit.problems import Problem
 
 _EXEMPT_PREFIXES = ("/admin", "/metrics")
 CRASH_EXIT_CODE = 137
-_BEARER = HTTPBearer(auto_error=False, description="the replica's ADMIN_TOKEN")
-#: The 401 of every admin route, with the challenge RFC 9110 section 15.5.2 requires.
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="admin"'}
-_UNAUTHORIZED = {
-    "description": "no valid admin bearer token",
-    "headers": {
-        "WWW-Authenticate": {"description": "how to authenticate", "required": True, "schema": {"type": "string"}}
-    },
-}
 
 
 def injects_errors(path: str) -> bool:
@@ -113,15 +102,7 @@ async def fault_gate(request: Request) -> None:
 def install_faults(app: FastAPI, state: FaultState, admin_token: str) -> None:
     if not admin_token:
         return
-
-    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
-        token = credentials.credentials if credentials is not None else ""
-        if not token or not hmac.compare_digest(token.encode(), admin_token.encode()):
-            raise Problem(401, "Unauthorized", "a valid admin bearer token is required", headers=_CHALLENGE)
-
-    router = APIRouter(
-        prefix="/admin", tags=["admin"], dependencies=[Depends(authorize)], responses={401: _UNAUTHORIZED}
-    )
+    router = admin_router(admin_token)
 
     @router.get("/faults")
     async def get_faults() -> Faults:

@@ -29,6 +29,10 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
+    def reset(self) -> None:
+        """The turn starts again from the first endpoint, as in a fresh process."""
+        self._next = 0
+
     def pick(self, instances: Sequence[Instance], usable: Usable, avoid: set[str]) -> Instance | None:
         """Next instance in turn that is usable; instances already tried are a last resort."""
         count = len(instances)
@@ -123,6 +127,15 @@ class BalancePolicy:
         self.round_robin = RoundRobin()
         self.p2c = PowerOfTwo(self.book)
         self._picks: dict[str, list[int]] = {}
+
+    def reset(self) -> None:
+        """What the balancer learnt of each endpoint forgotten (latency estimates, loads, failures, ejections),
+        as in a fresh process; discovery's endpoint list, the tunables and the pick counters stay.
+
+        The book is reset here, not by the breaker policy that reads it too: the balancer builds and owns it.
+        """
+        self.book.reset()
+        self.round_robin.reset()
 
     def pick(self, request: UpstreamRequest) -> Instance:
         instances = self.discovery.instances()

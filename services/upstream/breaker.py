@@ -67,6 +67,10 @@ class _ClockedStorage(pybreaker.CircuitMemoryStorage):  # type: ignore[misc]
     def opened_at(self, value: datetime) -> None:
         self._opened_clock = self._clock()
 
+    def forget_opening(self) -> None:
+        """No opening on record, as in a new storage (pybreaker's `close()` leaves the last one)."""
+        self._opened_clock = None
+
 
 class _ClosedFlag(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
     """Mirrors "state is closed" into a plain attribute, so the hot path skips pybreaker's state lookups."""
@@ -84,6 +88,7 @@ class AsyncBreaker:
     ) -> None:
         self.clock = clock
         self.closed = True  # kept equal to `cb.current_state == closed` by the `_ClosedFlag` listener
+        self._storage = _ClockedStorage(clock)
         self.cb = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_s,
@@ -91,11 +96,25 @@ class AsyncBreaker:
             listeners=[_GaugeListener(upstream, instance), _ClosedFlag(self)],
             throw_new_error_on_trip=False,
             name=f"{upstream}/{instance}",
-            state_storage=_ClockedStorage(clock),
+            state_storage=self._storage,
         )
         self._trial_in_flight = False
         #: pybreaker may hold a failure count (after any failure handed to it, and after any call while not
         #: closed): the closed hot path then resets it on the next success, and skips pybreaker's storage otherwise
+        self._counted = False
+
+    def reset(self) -> None:
+        """Back to a new breaker's state: closed, no failure or success counted, no opening, no trial in flight.
+
+        pybreaker's `close()` goes through its state machine, so its listeners set the gauge and `closed`, and
+        entering the closed state zeroes the failure count (`close()` itself the success count); the rest is
+        this adapter's own. `_counted` may then be False: pybreaker holds no count. A call already inside
+        `calling()` is judged on its way out by the state it entered under, as pybreaker does for any state
+        change; the benchmark resets with no load running.
+        """
+        self.cb.close()
+        self._storage.forget_opening()
+        self._trial_in_flight = False
         self._counted = False
 
     @property
@@ -218,6 +237,15 @@ class BreakerMap:
     def states(self) -> dict[str, str]:
         return {instance: breaker.state for instance, breaker in self._breakers.items()}
 
+    def reset(self) -> None:
+        """Every breaker closed with nothing counted, as a fresh process's; thresholds and the instances kept.
+
+        Reset in place rather than forgotten: a forgotten breaker's gauge would keep its open value until the
+        instance is called again, and a call still holding it could set the shared gauge from a stale breaker.
+        """
+        for breaker in self._breakers.values():
+            breaker.reset()
+
 
 class BreakerPolicy:
     """Failures are errors, 5xx answers and slow answers.
@@ -235,6 +263,10 @@ class BreakerPolicy:
         self.registry = registry
         self.tunables = tunables
         self.book = book
+
+    def reset(self) -> None:
+        """Every breaker closed, as in a fresh process; the shared book is the balancer's to reset."""
+        self.registry.reset()
 
     def _failed(self, response: UpstreamResponse, seconds: float) -> bool:
         if response.status >= 500:

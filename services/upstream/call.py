@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,16 @@ class Policy(Protocol):
     """
 
     def __call__(self, request: UpstreamRequest, call_next: Handler) -> Awaitable[UpstreamResponse]: ...
+
+
+@runtime_checkable
+class Resettable(Protocol):
+    """A policy holding what it learnt of the endpoints (breakers, estimates, a budget's window).
+
+    `reset()` forgets it, back to what a fresh process holds; discovery and the tunables are not its to reset.
+    """
+
+    def reset(self) -> None: ...
 
 
 def chain(policies: list[Policy], transport: Handler) -> Handler:

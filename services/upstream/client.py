@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from services.kit.metrics import UPSTREAM_DURATION
-from services.upstream.call import Handler, UpstreamRequest, UpstreamResponse
+from services.upstream.call import Handler, Policy, Resettable, UpstreamRequest, UpstreamResponse
 from services.upstream.config import TunableStore
 
 
 class UpstreamClient:
-    def __init__(self, name: str, handler: Handler, store: TunableStore, describe: str) -> None:
+    def __init__(
+        self, name: str, handler: Handler, store: TunableStore, describe: str, policies: Sequence[Policy] = ()
+    ) -> None:
+        """`policies`: the steps `handler` chains, kept so `reset` reaches those holding per-endpoint state."""
         self.name = name
         self.handler = handler
         self.store = store
         self.describe = describe
+        self.policies = tuple(policies)
         self._duration = UPSTREAM_DURATION.labels(name)
+
+    def reset(self) -> None:
+        """Every policy's per-endpoint state back to a fresh process's: breakers closed, the balancer's
+        estimates and the retry budget's window forgotten. Discovery and the tunables stay as they are.
+
+        Synchronous, so no call of this event loop sees a half-reset stack.
+        """
+        for policy in self.policies:
+            if isinstance(policy, Resettable):
+                policy.reset()
 
     async def request(
         self,

@@ -127,6 +127,15 @@ class EndpointBook:
             return 0.0
         return estimates[(len(estimates) - 1) // 2]  # the lower median: with two endpoints, the faster one
 
+    def reset(self) -> None:
+        """Forget every endpoint's statistics, as a fresh process knows none; the tunables stay.
+
+        Without it an endpoint that was slow keeps its peak estimate until it decays (`decay_s`), and P2C keeps
+        preferring its peers meanwhile. An attempt in flight keeps its own `EndpointStats` and books its
+        answer there, so no new count goes below zero; the next attempt to an endpoint starts a fresh record.
+        """
+        self.stats.clear()
+
     def retain(self, endpoints: Sequence[str] | set[str]) -> None:
         """Forget endpoints discovery no longer lists."""
         keep = set(endpoints)

@@ -31,9 +31,13 @@ class RetryBudget:
         self.ratio = ratio
         self.min_per_s = min_per_s
         self.window_s = window_s
-        self._requests = [0] * window_s
-        self._retries = [0] * window_s
-        self._second = int(clock())
+        self.reset()
+
+    def reset(self) -> None:
+        """An empty window, as in a fresh process: only the floor allows retries until requests come."""
+        self._requests = [0] * self.window_s
+        self._retries = [0] * self.window_s
+        self._second = int(self.clock())
 
     def _roll(self) -> int:
         now = int(self.clock())
@@ -72,6 +76,10 @@ class RetryPolicy:
         self.tunables = tunables
         self.budget = budget
         self.sleep = sleep
+
+    def reset(self) -> None:
+        """The budget's window cleared, as in a fresh process; its ratio (a tunable) stays."""
+        self.budget.reset()
 
     def _retryable(self, request: UpstreamRequest, cause: Cause) -> bool:
         return cause in _NOT_SENT or (request.idempotent and cause in _RETRYABLE_IF_IDEMPOTENT)

@@ -130,4 +130,4 @@ def build_client(
     policies.append(TimeoutPolicy(tunables))
     handler = chain(policies, AiohttpTransport(session))
     describe = " -> ".join(type(p).__name__.removesuffix("Policy") for p in policies) + " -> Transport"
-    return BuiltClient(UpstreamClient(upstream, handler, store, describe), discovery, breakers)
+    return BuiltClient(UpstreamClient(upstream, handler, store, describe, policies), discovery, breakers)

@@ -97,6 +97,11 @@ class LiveReplica:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.request(method, self.url + "/admin/faults", json=body, headers=headers, timeout=5)
 
+    def reset_clients(self) -> httpx.Response:
+        """Its upstream clients back to a fresh process's per-endpoint state (what the harness does between runs)."""
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return httpx.delete(self.url + "/admin/client-state", headers=headers, timeout=5)
+
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus sample over series whose labels include `labels`."""
         return metric_sum(httpx.get(self.url + "/metrics", timeout=5).text, name, **labels)

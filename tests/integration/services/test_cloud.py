@@ -136,6 +136,47 @@ def test_slow_replica_opens_its_breaker_and_traffic_shifts(registry: RegistryHan
         assert sum(after) - sum(others) == 60 and min(a - b for a, b in zip(after, others, strict=True)) >= 25
 
 
+def test_a_client_reset_ends_the_wait_for_a_stale_estimate(registry: RegistryHandle) -> None:
+    """Once a slow replica is healthy again, P2C keeps avoiding it while its peak EWMA decays, so its open
+    breaker never gets the half-open trial; the admin client reset gives the gateway a fresh client at once.
+
+    Round-robin opens the breaker (P2C would stop sending to the slow replica after its first timeout, too
+    early for fail_max), then the gateway switches to P2C through Consul KV, as a live tunable."""
+    tuning = {"TIMEOUT_S": "0.1", "BREAKER_FAIL_MAX": "3", "BREAKER_RESET_S": "0.5", "CHECK_TIMEOUT": "1s"}
+    with running_stack() as stack, httpx.Client(timeout=10) as client:
+        replicas = start_shop(stack, registry, "127.0.28", **tuning)
+        gateway, slow = replicas[-1], replicas[0]
+
+        def picks_of_slow() -> float:
+            return gateway.metric("balancer_picks_total", upstream="inventory", upstream_instance=slow.instance_id)
+
+        def read(count: int) -> list[int]:
+            return [client.get(gateway.url + f"/api/products/p-{1 + n % 20:03d}").status_code for n in range(count)]
+
+        slow.admin("PUT", {"latency_ms": 300})
+        assert read(40) == [200] * 40
+        assert gateway.metric("breaker_state", upstream="inventory", upstream_instance=slow.instance_id) == 2
+        host, port = registry.address.split(":")
+        refreshes = gateway.metric("config_refreshes_total")
+        assert consul.Consul(host=host, port=int(port)).kv.put("config/gateway/data", '{"balancer": "p2c-ewma"}')
+        wait_for(lambda: gateway.metric("config_refreshes_total") > refreshes, 5, what="the gateway to switch to P2C")
+        slow.admin("DELETE")
+        time.sleep(0.6)  # past breaker_reset_s: the breaker would let a trial through, if P2C sent one
+        picks = picks_of_slow()
+        assert read(40) == [200] * 40
+        assert picks_of_slow() == picks  # the stale estimate keeps the healthy replica out
+        assert gateway.metric("breaker_state", upstream="inventory", upstream_instance=slow.instance_id) == 2
+
+        answer = gateway.reset_clients()
+        assert answer.status_code == 200 and answer.json() == {"upstreams": ["inventory", "orders"]}
+        assert gateway.metric("breaker_state", upstream="inventory") == 0
+        assert gateway.metric("discovery_instances", upstream="inventory") == 3
+        assert read(40) == [200] * 40
+        # Fresh estimates: its first answer decides its share, as in a new process; it is no longer shut out.
+        assert picks_of_slow() > picks
+        assert gateway.metric("breaker_state", upstream="inventory") == 0
+
+
 def test_calls_keep_working_from_the_cache_when_consul_stops(registry: RegistryHandle) -> None:
     with running_stack() as stack, httpx.Client(timeout=10) as client:
         replicas = start_shop(stack, registry, "127.0.26", inventories=2)

@@ -156,6 +156,11 @@ def test_admin_api_needs_the_token(shop: dict[str, LiveReplica], client: httpx.C
     assert_problem(client.get(url, headers={"Authorization": "Bearer wrong-token-0123456789"}), 401)
     assert_problem(client.put(url, json={"error_rate": 7}, headers={"Authorization": "Bearer x"}), 401)
     assert shop["inventory"].admin("PUT", {"error_rate": 7}).status_code == 422
+    reset = shop["gateway"].url + "/admin/client-state"
+    assert_problem(client.delete(reset), 401)
+    assert_problem(client.delete(reset, headers={"Authorization": "Bearer wrong-token-0123456789"}), 401)
+    answer = shop["gateway"].reset_clients()
+    assert answer.status_code == 200 and answer.json() == {"upstreams": ["inventory", "orders"]}
 
 
 def test_admin_crash_kills_the_process_without_drain() -> None:

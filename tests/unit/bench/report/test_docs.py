@@ -79,6 +79,19 @@ def test_calibration_block_flags_a_figure_outside_the_tolerance() -> None:
     assert row.endswith("4.00 s (within) |")
 
 
+def test_calibration_compares_the_way_back_from_a_hang_not_two_hang_lengths() -> None:
+    """A 6 s hang back after 6.2 s is 0.2 s after the resume: 10.2 s for the row's 10 s hang (real 10.9 s)."""
+    from bench.report.calibration_doc import block_calibration
+
+    def row_for(back_s: float) -> str:
+        entry = {"extra": {"back_s": back_s}, "fault": {"start_s": 1.5, "end_s": 7.5}}
+        text = block_calibration({"scenarios": {"hung-replica": {"platform": entry}}})
+        return next(line for line in text.splitlines() if line.startswith("| hung pod back in rotation"))
+
+    assert row_for(6.2).endswith("10.20 s (within; 6.20 s after a 6.00 s hang: 0.20 s after the resume) |")
+    assert "(**outside**" in row_for(12.0)  # 6 s after the resume: 16 s against 10.9 s
+
+
 def test_capacity_and_overload_blocks_show_na_without_the_keys() -> None:
     from bench.report.docs import BLOCKS
 

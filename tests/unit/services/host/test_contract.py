@@ -115,6 +115,7 @@ def inventory() -> TestClient:
         ("POST", "/products/p-001", "GET"),
         ("GET", "/reservations", "POST"),
         ("POST", "/admin/faults", "GET, PUT, DELETE"),
+        ("GET", "/admin/client-state", "DELETE"),
         ("OPTIONS", "/health/live", "GET"),
         ("PUT", "/metrics", "GET, HEAD"),
     ],

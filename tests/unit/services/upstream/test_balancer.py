@@ -1,15 +1,19 @@
-"""Client-side balancing: round-robin order, P2C over peak EWMA on synthetic latencies, outlier ejection."""
+"""Client-side balancing: round-robin order, P2C over peak EWMA on synthetic latencies, outlier ejection, and the
+reset that forgets all of it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections import Counter
 
 import pytest
 
-from services.upstream.balancer import PowerOfTwo, RoundRobin
+from services.kit.settings import Tunables
+from services.upstream.balancer import BalancePolicy, PowerOfTwo, RoundRobin
 from services.upstream.call import Instance
 from services.upstream.endpoints import EndpointBook
-from tests.unit.services.upstream.support import FakeClock
+from tests.unit.services.upstream.support import FakeClock, request
 
 
 def test_round_robin_skips_unusable_and_prefers_untried() -> None:
@@ -143,3 +147,65 @@ def test_silence_counts_only_while_requests_wait() -> None:
     book.finished(stats, 0.3, failed=False)
     clock.advance(0.001)
     assert book.cost("pod-0", clock()) < 0.31  # answered: the estimate carries the sample, the silence ended
+
+
+class _Fixed:
+    """Discovery that always lists the same endpoints."""
+
+    def __init__(self, instances: list[Instance]) -> None:
+        self.listed = instances
+        self.ready = asyncio.Event()
+        self.ready.set()
+
+    def instances(self) -> list[Instance]:
+        return self.listed
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def test_reset_forgets_what_the_balancer_learnt_and_keeps_endpoints_and_tunables() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    book.configure(decay_s=10, eject_after=3, ejection_s=30, max_ejection_percent=50)
+    endpoints = _endpoints(3)
+    discovery = _Fixed(endpoints)
+    policy = BalancePolicy(discovery, None, lambda: Tunables(balancer="p2c-ewma"), book)
+    _answer(book, clock, "pod-0", 0.002)
+    _answer(book, clock, "pod-2", 2.0)  # the replica a fault slowed: peak EWMA keeps 2 s for seconds
+    for _ in range(3):
+        _answer(book, clock, "pod-1", 0.002, failed=True)  # ejected for 30 s
+    assert book.ejected("pod-1", clock()) and book.cost("pod-2", clock()) > 100 * book.cost("pod-0", clock())
+
+    policy.reset()
+    fresh = EndpointBook(clock)
+    for endpoint in endpoints:
+        assert book.cost(endpoint.id, clock()) == fresh.cost(endpoint.id, clock()) == 0.0
+        assert not book.ejected(endpoint.id, clock())
+    assert book.of("pod-2") == fresh.of("pod-2")
+    assert (book.decay_s, book.eject_after, book.ejection_s, book.max_ejection_percent) == (10, 3, 30, 50)
+    assert discovery.instances() == endpoints
+    picks = Counter(policy.pick(request()).id for _ in range(300))
+    assert min(picks[endpoint.id] for endpoint in endpoints) > 50  # the slow and the ejected one get their share
+
+
+def test_an_attempt_in_flight_across_a_reset_leaves_the_fresh_record_alone() -> None:
+    clock = FakeClock()
+    book = EndpointBook(clock)
+    pending = book.started("pod-0")
+    book.reset()
+    clock.advance(5)
+    book.finished(pending, 5.0, failed=True)
+    assert "pod-0" not in book.stats and book.cost("pod-0", clock()) == 0.0
+    assert book.started("pod-0").outstanding == 1
+
+
+def test_round_robin_starts_its_turn_again_after_a_reset() -> None:
+    instances = [Instance(f"i{n}", "") for n in range(3)]
+    rr = RoundRobin()
+    assert [rr.pick(instances, None, set()).id for _ in range(2)] == ["i0", "i1"]  # type: ignore[union-attr]
+    rr.reset()
+    assert rr.pick(instances, None, set()).id == "i0"  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ import asyncio
 
 import pybreaker
 import pytest
+from prometheus_client import REGISTRY
 
 from services.kit.settings import Tunables
 from services.upstream.breaker import AsyncBreaker, BreakerMap, BreakerPolicy
@@ -140,3 +141,81 @@ async def test_uniform_slowness_opens_no_breaker_but_an_outlier_does() -> None:
     for _ in range(2):
         assert (await policy(request(), slow)).status == 200
     assert not breakers.admits("i1")
+
+
+def _gauge(upstream: str, instance: str) -> float | None:
+    return REGISTRY.get_sample_value("breaker_state", {"upstream": upstream, "upstream_instance": instance})
+
+
+async def _fail(breaker: AsyncBreaker, times: int) -> None:
+    async def boom() -> None:
+        raise RuntimeError("down")
+
+    for _ in range(times):
+        with pytest.raises((RuntimeError, pybreaker.CircuitBreakerError)):
+            await breaker.call(boom)
+
+
+async def test_reset_closes_an_open_breaker_as_a_new_one() -> None:
+    clock = FakeClock()
+    breaker = AsyncBreaker("inv-reset", "i1", fail_max=2, reset_s=60, clock=clock)
+    await _fail(breaker, 2)
+    assert breaker.state == pybreaker.STATE_OPEN and not breaker.admits() and _gauge("inv-reset", "i1") == 2
+    breaker.reset()
+    assert breaker.state == pybreaker.STATE_CLOSED and breaker.closed and breaker.admits()
+    assert _gauge("inv-reset", "i1") == 0
+    assert breaker.cb._state_storage.opened_at is None
+    await _fail(breaker, 1)  # a new breaker needs fail_max failures to open, not one more
+    assert breaker.state == pybreaker.STATE_CLOSED
+    await _fail(breaker, 1)
+    assert breaker.state == pybreaker.STATE_OPEN
+
+
+async def test_reset_forgets_the_failures_a_closed_breaker_counted() -> None:
+    breaker = AsyncBreaker("inv-reset", "i2", fail_max=3, reset_s=60, clock=FakeClock())
+    await _fail(breaker, 2)
+    assert breaker.state == pybreaker.STATE_CLOSED and breaker.cb.fail_counter == 2
+    breaker.reset()
+    assert breaker.cb.fail_counter == 0
+    await _fail(breaker, 2)
+    assert breaker.state == pybreaker.STATE_CLOSED
+
+
+async def test_reset_ends_half_open_and_lets_every_call_through() -> None:
+    clock = FakeClock()
+    breaker = AsyncBreaker("inv-reset", "i3", fail_max=1, reset_s=1, clock=clock)
+    await _fail(breaker, 1)
+    clock.advance(2)
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "ok"
+
+    trial = asyncio.create_task(breaker.call(slow))
+    await asyncio.sleep(0)
+    assert breaker.state == pybreaker.STATE_HALF_OPEN and not breaker.admits()
+    breaker.reset()
+    assert breaker.state == pybreaker.STATE_CLOSED and breaker.admits()
+
+    async def fine() -> str:
+        return "fine"
+
+    assert await asyncio.gather(breaker.call(fine), breaker.call(fine)) == ["fine", "fine"]
+    release.set()
+    assert await trial == "ok"
+    assert breaker.state == pybreaker.STATE_CLOSED
+
+
+async def test_the_policy_resets_every_breaker_and_keeps_thresholds_and_instances() -> None:
+    clock = FakeClock()
+    breakers = BreakerMap("inv-reset-map", fail_max=1, reset_s=60, clock=clock)
+    policy = BreakerPolicy(breakers, Tunables)
+    breakers.configure(fail_max=1, reset_s=45)
+    for instance in ("a", "b"):
+        await _fail(breakers.get(instance), 1)
+    assert not breakers.admits("a") and not breakers.admits("b")
+    policy.reset()
+    assert breakers.states() == {"a": pybreaker.STATE_CLOSED, "b": pybreaker.STATE_CLOSED}
+    assert breakers.admits("a") and breakers.admits("b")
+    assert breakers.get("a").cb.reset_timeout == 45 and breakers.fail_max == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.kit.settings import Tunables
 from services.upstream.call import Cause, UpstreamError, UpstreamRequest, UpstreamResponse
 from services.upstream.retry import RetryBudget, RetryPolicy, backoff_s
 from tests.unit.services.upstream.support import FakeClock, ok, request, store
@@ -26,6 +27,23 @@ def test_retry_budget_window_slides() -> None:
     clock.advance(10)  # every bucket of the window has rolled over: no requests, no retries allowed
     assert not budget.try_spend()
     for _ in range(20):
+        budget.record_request()
+    assert sum(budget.try_spend() for _ in range(50)) == 2
+
+
+def test_a_reset_budget_has_a_fresh_window_and_keeps_its_ratio() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.5, min_per_s=1, window_s=10, clock=clock)
+    policy = RetryPolicy(Tunables, budget)
+    for _ in range(20):
+        budget.record_request()
+    assert sum(budget.try_spend() for _ in range(50)) == 20  # the floor's 10 plus half of 20 requests
+    clock.advance(3)  # within the window: a fresh process would have a full floor now, this one none
+    assert not budget.try_spend()
+    policy.reset()
+    assert sum(budget.try_spend() for _ in range(50)) == 10  # the floor only: no requests, no retries counted
+    assert budget.ratio == 0.5
+    for _ in range(4):
         budget.record_request()
     assert sum(budget.try_spend() for _ in range(50)) == 2
 
