@@ -7,8 +7,10 @@ A 2 % goal sits inside the ±10 % drift between rounds of a loopback benchmark, 
 one by one (A B, then B A for the next pair, so neither path always goes first) and compared pair by pair:
 drift hits both calls of a pair alike. A pilot of ``calls`` pairs estimates the spread; the sample then grows
 until the 95 % confidence interval of the median relative difference is ±1 % (2 % resolvable) or the time
-bound ``MAX_S`` is reached. The check passes only when the interval's upper end is within the goal, and
-says so when the interval stayed too wide to tell.
+bound ``MAX_S`` is reached. The check passes when the interval's upper end is within the goal: with 95 %
+confidence the Service address then adds at most that, however wide the interval (the width only decides
+whether a goal can be told apart; an upper end below it already has). It fails when the interval reaches
+past the goal, and says so when it also reaches below it (straddles it): too wide to tell in ``MAX_S``.
 """
 
 from __future__ import annotations
@@ -54,15 +56,15 @@ def pairs_needed(pilot: int, half_width: float, target: float = RESOLUTION) -> i
 
 
 def verdict(name: str, differences: Sequence[float], goal: float = GOAL) -> Check:
-    """Pass when the 95 % interval of the median added cost lies within ``goal``."""
+    """Pass when the 95 % interval of the median added cost lies within ``goal`` (its upper end at most it)."""
     added, lo, hi = median_ci(differences)
-    resolved = (hi - lo) / 2 <= RESOLUTION + 1e-12
-    why = "" if resolved else f"; interval wider than ±{RESOLUTION:.0%}: the goal could not be resolved in {MAX_S:g} s"
+    straddles = lo <= goal < hi
+    why = f"; the interval straddles {goal:.0%}: the goal could not be resolved in {MAX_S:g} s" if straddles else ""
     return Check(
         name=name,
         target=f"<= {goal:g} (upper end of the 95 % CI)",
         measured=added,
-        passed=hi <= goal and resolved,
+        passed=hi <= goal,
         detail=f"median of {len(differences)} interleaved pairs, keep-alive; 95 % CI {lo:+.2%}..{hi:+.2%}{why}",
     )
 
