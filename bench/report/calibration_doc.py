@@ -50,6 +50,25 @@ def _measured(doc: Mapping[str, Any], mechanism: str) -> tuple[float, str] | Non
     return HANG_S + after, f"; {secs(value)} after a {secs(hang)} hang: {secs(after)} after the resume"
 
 
+def _never(doc: Mapping[str, Any], mechanism: str) -> str | None:
+    """For a measured row whose median is missing because the event did not happen in most runs: "never in k
+    of n runs", with the runs that saw it; None when the report holds nothing for the row (not measured).
+    """
+    where = MEASURED.get(mechanism)
+    if where is None:
+        return None
+    entry = doc.get("scenarios", {}).get(where[0], {}).get("platform") or {}
+    if where[1] not in (entry.get("extra") or {}):
+        return None
+    spread = (entry.get("spread") or {}).get(where[1]) or {}
+    missing, seen = int(spread.get("missing") or 0), int(spread.get("n") or 0)
+    if not missing:
+        return "never"
+    low, high = secs(spread.get("min")), secs(spread.get("max"))
+    others = "" if not seen else f"; {low} in the other" if seen == 1 else f"; {low} to {high} in the others"
+    return f"never in {missing} of {missing + seen} runs{others}"
+
+
 def block_calibration(doc: Mapping[str, Any]) -> str:
     lines = [
         "| mechanism | real cluster | source | emulation, from its parameters "
@@ -60,7 +79,7 @@ def block_calibration(doc: Mapping[str, Any]) -> str:
         mark = "within ±30 % / ±0.5 s" if row.within else "**outside** ±30 % / ±0.5 s"
         found = _measured(doc, row.mechanism)
         if found is None:
-            shown = "-" if row.mechanism not in MEASURED else "n/a"
+            shown = "-" if row.mechanism not in MEASURED else (_never(doc, row.mechanism) or "n/a")
         else:
             measured, how = found
             ok = "within" if within(measured, *row.real_s) else "**outside**"

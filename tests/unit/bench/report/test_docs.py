@@ -92,6 +92,22 @@ def test_calibration_compares_the_way_back_from_a_hang_not_two_hang_lengths() ->
     assert "(**outside**" in row_for(12.0)  # 6 s after the resume: 16 s against 10.9 s
 
 
+def test_calibration_says_never_where_the_event_did_not_happen_in_most_runs() -> None:
+    """A median of None with two runs missing is "never" in those runs, not "n/a" (not measured)."""
+    from bench.report.calibration_doc import block_calibration
+
+    def row_for(entry: dict[str, object]) -> str:
+        text = block_calibration({"scenarios": {"crashed-replica": {"platform": entry}}})
+        return next(line for line in text.splitlines() if line.startswith("| crashed pod back in rotation"))
+
+    spread = {"back_s": {"n": 1, "min": 4.39, "max": 4.39, "missing": 2}}
+    assert row_for({"extra": {"back_s": None}, "spread": spread}).endswith(
+        "| never in 2 of 3 runs; 4.39 s in the other |"
+    )
+    assert row_for({"extra": {"back_s": None}}).endswith("| never |")
+    assert row_for({"extra": {}}).endswith("| n/a |")
+
+
 def test_capacity_and_overload_blocks_show_na_without_the_keys() -> None:
     from bench.report.docs import BLOCKS
 

@@ -40,16 +40,11 @@ async def test_breaker_opens_after_fail_max_and_half_opens_after_reset() -> None
     assert breaker.state == pybreaker.STATE_CLOSED
 
 
-async def test_half_open_lets_one_trial_through() -> None:
-    clock = FakeClock()
-    breaker = AsyncBreaker("inv", "i2", fail_max=1, reset_s=0.05, clock=clock)
-
-    async def boom() -> None:
-        raise RuntimeError("down")
-
-    with pytest.raises(RuntimeError):
-        await breaker.call(boom)
-    clock.advance(0.06)
+async def _trial_in_flight(breaker: AsyncBreaker, clock: FakeClock) -> tuple[asyncio.Task[str], asyncio.Event]:
+    """Open ``breaker`` (fail_max 1), let its reset timeout pass, and start the half-open trial; it answers
+    "ok" once the returned event is set."""
+    await _fail(breaker, 1)
+    clock.advance(breaker.cb.reset_timeout + 0.01)
     release = asyncio.Event()
 
     async def slow() -> str:
@@ -59,8 +54,19 @@ async def test_half_open_lets_one_trial_through() -> None:
     trial = asyncio.create_task(breaker.call(slow))
     await asyncio.sleep(0)  # let the trial enter the breaker
     assert breaker.state == pybreaker.STATE_HALF_OPEN and not breaker.admits()
+    return trial, release
+
+
+async def test_half_open_lets_one_trial_through() -> None:
+    clock = FakeClock()
+    breaker = AsyncBreaker("inv", "i2", fail_max=1, reset_s=0.05, clock=clock)
+    trial, release = await _trial_in_flight(breaker, clock)
+
+    async def other() -> str:
+        return "other"
+
     with pytest.raises(pybreaker.CircuitBreakerError):
-        await breaker.call(slow)
+        await breaker.call(other)
     release.set()
     assert await trial == "ok"
     assert breaker.state == pybreaker.STATE_CLOSED
@@ -184,17 +190,7 @@ async def test_reset_forgets_the_failures_a_closed_breaker_counted() -> None:
 async def test_reset_ends_half_open_and_lets_every_call_through() -> None:
     clock = FakeClock()
     breaker = AsyncBreaker("inv-reset", "i3", fail_max=1, reset_s=1, clock=clock)
-    await _fail(breaker, 1)
-    clock.advance(2)
-    release = asyncio.Event()
-
-    async def slow() -> str:
-        await release.wait()
-        return "ok"
-
-    trial = asyncio.create_task(breaker.call(slow))
-    await asyncio.sleep(0)
-    assert breaker.state == pybreaker.STATE_HALF_OPEN and not breaker.admits()
+    trial, release = await _trial_in_flight(breaker, clock)
     breaker.reset()
     assert breaker.state == pybreaker.STATE_CLOSED and breaker.admits()
 
