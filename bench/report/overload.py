@@ -103,10 +103,25 @@ def retries_explained(amplification: Mapping[str, float | None], edge_errors: Ma
         )
     if retries < NEGLIGIBLE and refused < NEGLIGIBLE:
         return f"{failed:.3f} failed upstream attempts per client request and none retried (no retry policy acted)"
-    return (
+    text = (
         f"{failed:.3f} failed upstream attempts per client request; {retries:.3f} retries sent and"
         f" {refused:.3f} refused by the retry budget"
     )
+    wire, base_wire = total("attempts"), _base_total(amplification, "attempts")
+    if wire is None or base_wire is None:
+        return text
+    text += f"; {wire:.3f} attempts reached an upstream per client request ({base_wire:.3f} before the fault)"
+    if wire < base_wire + retries - NEGLIGIBLE:
+        text += (
+            ": fewer than before the fault plus the retries, because calls an open breaker or a full bulkhead"
+            " turned away never left the caller"
+        )
+    return text
+
+
+def _base_total(amplification: Mapping[str, float | None], kind: str) -> float | None:
+    values = [amplification.get(f"base_amp_{tier}_{kind}") for tier in CALLERS]
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
 def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
@@ -140,15 +155,21 @@ def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
     }
 
 
+def _amplified(run: RunResult) -> bool:
+    """An overload run: its rate rose past the knee, or the runner read its retry amplification (a backend
+    overload keeps the client's rate)."""
+    return bool(run.load.config.rate_steps) or any(k.startswith("amp_") for k in run.extra)
+
+
 def overload_entries(report: Report) -> dict[str, dict[str, Any]]:
-    """scenario -> style -> overload entry, for every scenario whose runs changed rate mid-run."""
+    """scenario -> style -> overload entry, for every scenario that overloaded a tier."""
     out: dict[str, dict[str, Any]] = {}
     for scenario in report.scenario_names():
         for style in report.styles:
             runs = [
                 r
                 for r in report.runs_for(scenario, style)
-                if r.load.config.rate_steps and r.fault is not None and r.fault.end_s is not None
+                if _amplified(r) and r.fault is not None and r.fault.end_s is not None
             ]
             if runs:
                 out.setdefault(scenario, {})[style] = summarise(runs)

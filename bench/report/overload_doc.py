@@ -66,6 +66,14 @@ def _amp(amplification: Mapping[str, Any], tier: str, kind: str) -> str:
     return f"{value:.2f}" + ("" if base is None else f" ({base:.2f})")
 
 
+#: The overload scenarios of the catalog, in its order; a report's others (older or renamed) follow.
+SCENARIOS = ("overload", "backend-overload", "retry-storm")
+
+
+def _scenarios(overload: Mapping[str, Any]) -> list[str]:
+    return list(SCENARIOS) + [s for s in overload if s not in SCENARIOS]
+
+
 def overload_table(doc: Mapping[str, Any]) -> str:
     styles = list(doc.get("styles", []))
     overload = doc.get("overload") or {}
@@ -75,7 +83,7 @@ def overload_table(doc: Mapping[str, Any]) -> str:
         " | inventory per gateway request | sent = ok + failed | duplicates |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for scenario in ("overload", "retry-storm"):
+    for scenario in _scenarios(overload):
         for style in styles:
             e = overload.get(scenario, {}).get(style)
             if e is None:

@@ -6,6 +6,7 @@ and records its instance id in the `RunState`, so the runner can time what the c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,54 @@ CONFIG_CHANGE = {"timeout_s": 0.5}
 #: The retry-storm scenario's tunables: retries as usual, no budget to speak of (100 retries allowed per request
 #: sent), so only each tier's retry_attempts bounds them — the SRE book's 3 tiers x 4 attempts = 64x case.
 NO_RETRY_BUDGET = {"retry_budget_ratio": 100.0}
+#: The backend overloads: the traffic inventory served before the fault is this many times what it can serve in it.
+BACKEND_OVERLOAD = 1.5
+
+
+def backend_capacity(
+    rate: float, reads: list[dict[str, float]], service: str, replicas: int, factor: float
+) -> tuple[float, str]:
+    """Each replica's capacity (req/s) for a backend overload of ``factor``, and the note saying how it was sized.
+
+    The tier's traffic is the base rate times its business requests per gateway request between the run's
+    first two counter reads (before the load, at the fault's start); without them, one per client request.
+    """
+    measured = None
+    if len(reads) >= 2:
+        gateway = reads[1]["gateway_served"] - reads[0]["gateway_served"]
+        served = reads[1][f"{service}_served"] - reads[0][f"{service}_served"]
+        measured = served / gateway if gateway > 0 and served > 0 else None
+    traffic = rate * (measured if measured is not None else 1.0)
+    capacity = round(traffic / factor / max(1, replicas), 1)
+    note = (
+        f"{service}: {replicas} replicas at {capacity:g} req/s each in the fault window (1/{factor:g} of the"
+        f" {traffic:.0f} req/s the tier served before it"
+        + ("" if measured is not None else ", assuming one request per client request: counters unread")
+        + ")"
+    )
+    return capacity, note
+
+
+def backend_overload(service: str, factor: float) -> tuple[Action, Action]:
+    """Inject: every replica of ``service`` serves at most 1/factor of the share it served before the fault.
+
+    The tier behind the retrying ones saturates while the client's rate stays the same, the SRE book's
+    cascading-failure setting: its callers' attempts wait in its queue until their per-try timeout, and a
+    retry adds to the queue it gave up on. The capacity is sized from the counters read at the fault's start
+    (the requests the tier served per client request before it, times the base rate), so the overload is
+    ``factor`` whatever the workload mix; without those reads, one request per client request is assumed.
+    """
+
+    async def inject(target: Target, state: RunState) -> None:
+        replicas = target.replicas(service)
+        capacity, note = backend_capacity(state.rate, state.amplification, service, len(replicas), factor)
+        state.notes.append(note)
+        await asyncio.gather(*(target.set_faults(r, {"capacity_rps": capacity}) for r in replicas))
+
+    async def lift(target: Target, state: RunState) -> None:
+        await target.clear_faults()
+
+    return inject, lift
 
 
 async def _victim(target: Target, state: RunState, service: str) -> int:

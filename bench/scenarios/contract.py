@@ -60,6 +60,10 @@ class RunState:
     #: Counter totals for retry amplification, read at the run's start and the fault's start (the closing read
     #: comes once every request of the run was answered: bench.suite.amplification)
     amplification: list[dict[str, float]] = field(default_factory=list)
+    #: The run's base client rate (req/s), for a fault sized relative to the traffic
+    rate: float = 0.0
+    #: What an action decided that the report must say (the capacity it left a tier, say)
+    notes: list[str] = field(default_factory=list)
 
 
 Action = Callable[[Target, RunState], Awaitable[None]]

@@ -205,7 +205,9 @@ class Runner:
             rate_steps=rate_steps,
         )
         await self._start_load(scenario, style, repeat, config)
-        state = RunState(since=counters_before, amplification=[amp_before] if amp_before else [])
+        state = RunState(
+            counters_before, amplification=[amp_before] if amp_before else [], rate=config.rate, notes=notes
+        )
         obs = Observation(period_s=scenario.measure.period_s)
         stop = asyncio.Event()
         waiter = asyncio.create_task(self.load.wait(), name="load generator")

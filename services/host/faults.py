@@ -11,6 +11,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,17 +40,26 @@ class Faults(BaseModel):
     unready: bool = False
     hang: bool = False
     cpu_burn: float = Field(0, ge=0, le=1, description="share of the event loop's thread spent spinning")
+    capacity_rps: float = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="business requests served per second, one at a time, the rest queued in arrival order"
+        " (0: no limit); health, admin and metrics bypass the queue",
+    )
 
 
 class FaultState:
     """Holds the active faults; a hang waits on an event so clearing the fault releases hung requests."""
 
-    def __init__(self, lifecycle: Lifecycle) -> None:
+    def __init__(self, lifecycle: Lifecycle, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.current = Faults()
+        self.sleep = sleep
         self.lifecycle = lifecycle
         self._release = asyncio.Event()
         self._burner: threading.Thread | None = None
         self._burn_share = 0.0
+        self._serial = asyncio.Lock()
 
     def apply(self, faults: Faults) -> None:
         self.current = faults
@@ -73,14 +83,27 @@ class FaultState:
                 pass
             time.sleep(period * (1 - self._burn_share))
 
+    async def _queue(self) -> None:
+        """A replica that lost capacity, as a backend behind a saturated pool does: one request at a time, each
+        holding the queue 1/capacity_rps seconds without using the CPU, so the queue (and the time a request
+        waits in it) grows with every request beyond the capacity, retries included, whatever the machine's
+        CPU does. A caller that gave up does not take its request out of the queue: its work is still done,
+        as on a server that does not notice the client left. Lifting the fault releases the queue at once."""
+        async with self._serial:
+            capacity = self.current.capacity_rps
+            if capacity > 0:
+                await self.sleep(1 / capacity)
+
     async def before_request(self, path: str) -> bool:
-        """Apply latency/hang; return True when this request should fail with an injected 5xx."""
+        """Apply latency/hang/capacity; return True when this request should fail with an injected 5xx."""
         faults = self.current
         if faults.hang:
             await self._release.wait()
+        if faults.capacity_rps > 0 and injects_errors(path):
+            await self._queue()
         delay = faults.latency_ms + (random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0)
         if delay > 0:
-            await asyncio.sleep(delay / 1000)
+            await self.sleep(delay / 1000)
         if faults.error_rate > 0 and injects_errors(path):
             return random.random() < faults.error_rate
         return False
@@ -90,7 +113,7 @@ async def fault_gate(request: Request) -> None:
     """App-wide dependency: runs after routing, so injected failures are counted under their route."""
     state: FaultState = request.app.state.context.faults
     current = state.current
-    if not (current.latency_ms or current.jitter_ms or current.error_rate or current.hang):
+    if not (current.latency_ms or current.jitter_ms or current.error_rate or current.hang or current.capacity_rps):
         return
     path = request.url.path
     if path.startswith(_EXEMPT_PREFIXES):

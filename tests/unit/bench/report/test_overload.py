@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from bench.report.model import FaultWindow, RunResult
-from bench.report.overload import SPAN, retries_explained, summarise
+from bench.report.model import FaultWindow, Report, RunResult, collect_environment
+from bench.report.overload import SPAN, overload_entries, retries_explained, summarise
 from bench.report.overload_doc import capacity_table, overload_table
 from tests.unit.bench.report.support import synthetic_load
 
@@ -101,6 +101,18 @@ def test_retries_explained_reports_retries_and_refusals_when_attempts_failed() -
     text = retries_explained(_callers(0.4, 0.3, 0.1), {"timeout": 3})
     assert "0.400 failed" in text and "0.300 retries sent" in text and "0.100 refused" in text
     assert "none retried" in retries_explained(_callers(0.4, 0.0, 0.0), {})
+    assert "reached an upstream" not in text  # no attempt counts read: nothing said about the wire
+
+
+def test_retries_explained_says_when_retries_never_reached_the_wire() -> None:
+    # The backend overload: 1.0 retries per client request, yet fewer attempts on the wire than before the fault.
+    wire = {"amp_gateway_attempts": 0.55, "amp_orders_attempts": 0.2}
+    base = {"base_amp_gateway_attempts": 1.0, "base_amp_orders_attempts": 0.2}
+    text = retries_explained({**_callers(0.1, 1.0, 0.0), **wire, **base}, {})
+    assert "0.750 attempts reached an upstream per client request (1.200 before the fault)" in text
+    assert "never left the caller" in text
+    storm = {"amp_gateway_attempts": 2.0, "amp_orders_attempts": 0.2}  # every retry on the wire
+    assert "never left the caller" not in retries_explained({**_callers(0.9, 1.0, 0.0), **storm, **base}, {})
     unread = {**_callers(0.4, 0.3, 0.1), "amp_orders_failed": None}
     assert retries_explained(unread, {}).startswith("unknown")
 
@@ -109,3 +121,16 @@ def test_table_lists_why_retries_are_what_they_are() -> None:
     entry = summarise([_run(0, {**_extra(1.0, 1.0, 0.5), **_callers(0.0, 0.0, 0.0)})])
     table = overload_table({"styles": ["cloud"], "overload": {"retry-storm": {"cloud": entry}}})
     assert "- retry-storm, cloud: no upstream attempt failed" in table
+
+
+def test_a_backend_overload_without_rate_steps_is_an_overload_entry_and_a_plain_fault_is_not() -> None:
+    backend = dataclasses.replace(_run(0, _extra(1.0, 2.5, 0.5)), scenario="backend-overload")
+    backend.load.config = dataclasses.replace(backend.load.config, rate_steps=[])
+    plain = dataclasses.replace(_run(0, {}), scenario="slow-replica")
+    plain.load.config = dataclasses.replace(plain.load.config, rate_steps=[])
+    env = collect_environment("local", "stand-in", "iptables", cgroups=False, cgroups_detail="not root")
+    entries = overload_entries(Report(environment=env, styles=["cloud"], runs=[backend, plain]))
+    assert set(entries) == {"backend-overload"} and entries["backend-overload"]["cloud"]["overload_rate"] is None
+    table = overload_table({"styles": ["cloud"], "overload": entries})
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| overload", "| backend-overload", "| retry-storm"]

@@ -99,13 +99,15 @@ def test_closing_read_that_never_settles_says_so() -> None:
 
 
 def test_overload_scenarios_contract() -> None:
-    overload, storm = SCENARIOS["overload"], SCENARIOS["retry-storm"]
-    for scenario in (overload, storm):
-        assert scenario.overload == 1.5
+    overload, backend, storm = SCENARIOS["overload"], SCENARIOS["backend-overload"], SCENARIOS["retry-storm"]
+    assert overload.overload == 1.5  # the front door past its knee
+    assert backend.overload is None and storm.overload is None  # the client's rate stays; inventory loses capacity
+    for scenario in (overload, backend, storm):
         assert scenario.measure is Measure.AMPLIFICATION and scenario.latency_fault
         for windows in scenario.windows.values():
             assert windows.fault > 0 and windows.post >= windows.fault
-    assert not overload.tunables
+    assert backend.inject is storm.inject and backend.lift is storm.lift  # the same fault, budget or none
+    assert not overload.tunables and not backend.tunables
     assert storm.tunables == {"gateway": NO_RETRY_BUDGET, "orders": NO_RETRY_BUDGET}
 
 
