@@ -1,7 +1,7 @@
 """`python -m bench` (what `make benchmark` runs): every scenario against every style, one report.
 
 Examples:
-  make benchmark                                   # full suite, 3 repeats, about 19 minutes on 2 cores
+  make benchmark                                   # full suite, 3 repeats, about 23 minutes on 2 cores
   make benchmark ARGS="--settings defaults"       # what each world ships (longer windows, see docs)
   make benchmark ARGS="--profile quick"            # all scenarios, short windows (CI smoke)
   make benchmark ARGS="--scenarios steady,crashed-replica --styles cloud,platform --repeats 3"
@@ -70,7 +70,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         choices=sorted(PROFILES),
         default=os.environ.get("BENCH_PROFILE", "full"),
-        help="full (default: 3 repeats, ~19 min) or quick (short windows, 1 repeat, ~5 min); env BENCH_PROFILE",
+        help="full (default: 3 repeats, ~23 min) or quick (short windows, 1 repeat, ~6 min); env BENCH_PROFILE",
     )
     parser.add_argument(
         "--scenarios",

@@ -18,7 +18,7 @@ import yaml
 
 from bench.emulation.cgroups import ResourceLimits
 from bench.emulation.timing import ControlPlaneTiming
-from bench.paths import CHART_DIR
+from bench.paths import CHART_DIR, ROOT
 
 DEFAULT_VALUES = CHART_DIR / "values.yaml"
 
@@ -154,7 +154,7 @@ class KubeParams:
             loaded = yaml.safe_load(path.read_text())
             if isinstance(loaded, dict):
                 values = loaded
-                source = str(path)
+                source = _shown(path)
             else:
                 source = f"{path} (not a mapping; Kubernetes defaults used)"
         except (OSError, yaml.YAMLError) as exc:
@@ -286,3 +286,12 @@ def _service_spec(
         max_surge=strategy.get("maxSurge", "25%"),
         max_unavailable=strategy.get("maxUnavailable", "25%"),
     )
+
+
+def _shown(path: Path) -> str:
+    """The values file as a report should name it: relative to the project when inside it (a report written
+    from a worktree in /tmp must not name the worktree), absolute otherwise."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -74,6 +74,8 @@ def _span(runs: Sequence[RunResult]) -> dict[str, Any]:
 
 #: Below this many per client request a figure counts as none (a handful of attempts in thousands).
 NEGLIGIBLE = 0.001
+#: Error classes of calls the caller's own client stack refused to send (bench.load's "<status>:<cause>").
+_TURNED_AWAY = (":bulkhead_full", ":breaker_open")
 #: The tiers that call upstreams, so can retry.
 CALLERS = ("gateway", "orders")
 
@@ -92,11 +94,17 @@ def retries_explained(amplification: Mapping[str, float | None], edge_errors: Ma
         return "unknown: a caller's counters were not read"
     if failed < NEGLIGIBLE:
         edge = ", ".join(f"{k} {v}" for k, v in sorted(edge_errors.items()))
-        where = (
-            f"the client's errors ({edge}) arose before any upstream call failed: the entry tier was the bottleneck"
-            if edge
-            else "no request failed either"
-        )
+        if not edge:
+            where = "no request failed either"
+        elif all(k.endswith(_TURNED_AWAY) for k in edge_errors):
+            where = (
+                f"the client's errors ({edge}) were calls the gateway's own bulkhead or breaker turned away before"
+                " sending them: the caller shed the excess before any call it sent could time out"
+            )
+        else:
+            where = (
+                f"the client's errors ({edge}) arose before any upstream call failed: the entry tier was the bottleneck"
+            )
         return (
             f"no upstream attempt failed ({failed:.3f} per client request): every call a tier made was answered"
             f" within its per-try timeout, so nothing was retried and a retry budget had nothing to prevent; {where}"

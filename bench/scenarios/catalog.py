@@ -2,8 +2,8 @@
 
 The order here is the order of the report and of ``--scenarios`` defaults.
 
-Windows (pre, fault, post in seconds) are as short as each metric allows; the full profile's 108 runs
-hold about 16 minutes of load (docs/benchmark.md has the measured split):
+Windows (pre, fault, post in seconds) are as short as each metric allows; the full profile's 117 runs
+hold about 19 minutes of load (docs/benchmark.md has the measured split):
 
 - pre 1.5 s everywhere: the baseline is 1 s after its 0.5 s skip (new connections).
 - fault: outlasts what it measures with the tuned settings. hung 6 s: readiness 2 s x 2 plus propagation (out
@@ -16,13 +16,15 @@ hold about 16 minutes of load (docs/benchmark.md has the measured split):
   (bench.suite.config_window): 2.5 s for Consul KV (applied in 0.05 s), up to 16.5 s for the mounted file
   (12-16.5 s in the reference run); error-replica 3 s: routed around after up to 1.7 s measured, plus the 1 s
   healthy window; slow-replica, noisy-neighbour and registry-outage 2.5 s (routed around after at most 1.1 s);
-  the overloads 4 s at 1.5x the knee (a backlog of 2 s of work at the knee). A rolling update's window is a
+  the overloads 4 s (at 1.5x the knee: a backlog of 2 s of work at the knee; the backend overloads: inventory's
+  queue passes the 1 s per-try timeout after about 2 s). A rolling update's window is a
   minimum (the rollout blocks, an overrun is recorded); a Deployment rollout is done when kubectl rollout
   status says so, new pods ready and old ones terminating (their preStop 3 s and drain 2 s go on after it):
   about 16 s for 3 pods, as long as the cloud style's one-by-one restart.
 - post: a healthy window (1 s) after the lift plus the time the way back takes: 1.5 s where it measured
   0.1 s, 2 s after a hang (back in rotation 1 s after the resume), 4 s after an overload (recovered after
-  up to 2.2 s; one that needs longer is reported as never: metastable). steady's 3 s after its baseline
+  up to 2.2 s; one that needs longer is reported as never: metastable), 7 s after a backend overload (a
+  breaker that opened at the lift stays open 5 s before its half-open trial). steady's 3 s after its baseline
   give its whole-run percentiles 900 requests (x 3 repeats). scale-out and config-change have none: what
   they measure happens in the fault window and nothing is lifted. A window that ends early (config-change) or
   a rollout that outlasts its window ends its load a post window after the fault (the generator is planned

@@ -97,6 +97,14 @@ def test_retries_explained_says_when_the_budget_had_nothing_to_prevent() -> None
     assert "no request failed either" in retries_explained(_callers(0.0, 0.0, 0.0), {})
 
 
+def test_retries_explained_tells_load_shed_by_the_callers_bulkhead_from_a_saturated_entry_tier() -> None:
+    # The backend overload at 200 req/s: the gateway's bulkhead filled before any inventory call timed out.
+    shed = retries_explained(_callers(0.0, 0.0, 0.0), {"503:bulkhead_full": 667})
+    assert "bulkhead or breaker turned away" in shed and "entry tier" not in shed
+    mixed = retries_explained(_callers(0.0, 0.0, 0.0), {"503:bulkhead_full": 6, "timeout": 3})
+    assert "entry tier" in mixed and "turned away" not in mixed
+
+
 def test_retries_explained_reports_retries_and_refusals_when_attempts_failed() -> None:
     text = retries_explained(_callers(0.4, 0.3, 0.1), {"timeout": 3})
     assert "0.400 failed" in text and "0.300 retries sent" in text and "0.100 refused" in text
