@@ -3,9 +3,11 @@ client-error contract, which is the same code in every style."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +139,43 @@ def test_hung_upstream_times_out_with_504(shop: dict[str, LiveReplica], client: 
     finally:
         inventory.admin("DELETE")
     assert client.get(shop["gateway"].url + "/api/products/p-001").status_code == 200
+
+
+def test_capacity_fault_queues_business_requests_one_at_a_time_and_not_health(
+    shop: dict[str, LiveReplica], client: httpx.Client
+) -> None:
+    """The backend overload's fault on a real replica: 10 req/s means 0.1 s a request, one at a time."""
+    inventory = shop["inventory"]
+    assert inventory.admin("PUT", {"capacity_rps": 10}).status_code == 200
+
+    async def burst() -> tuple[float, list[int], float, list[float]]:
+        async with httpx.AsyncClient(timeout=10) as http:
+            started = time.monotonic()
+            done: list[float] = []
+            first = asyncio.Event()
+
+            async def business() -> int:
+                response = await http.get(inventory.url + "/products/p-001")
+                done.append(time.monotonic())
+                first.set()
+                return response.status_code
+
+            queued = [asyncio.ensure_future(business()) for _ in range(5)]
+            await asyncio.wait_for(first.wait(), timeout=5)  # one served: the other four are in the queue
+            health = await http.get(inventory.url + "/health/live")
+            health_at = time.monotonic()
+            assert health.status_code == 200
+            statuses = list(await asyncio.gather(*queued))
+            return started, statuses, health_at, done
+
+    try:
+        started, statuses, health_at, done = asyncio.run(burst())
+    finally:
+        inventory.admin("DELETE")
+    assert statuses == [200] * 5  # queued, not failed
+    assert max(done) - started >= 0.45  # five in turn at 0.1 s each; in parallel they would take 0.1 s
+    assert health_at < max(done)  # health answered while business requests still waited their turn
+    assert client.get(inventory.url + "/products/p-001").status_code == 200
 
 
 def test_unready_fault_flips_readiness(shop: dict[str, LiveReplica], client: httpx.Client) -> None:
