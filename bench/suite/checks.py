@@ -173,6 +173,26 @@ def loadgen_check(runs: Sequence[RunResult]) -> Check:
     )
 
 
+def accounting_check(runs: Sequence[RunResult]) -> Check:
+    """Nothing lost, nothing done twice: every request the generator sent ended as a success or a counted
+    failure, and no idempotency key created two orders (nor one order id two keys), in every run; the
+    overloads, where queues fill and retries may fire, are where it could break."""
+    broken = [r for r in runs if r.load.sent != r.load.succeeded + r.load.failed or r.load.duplicates]
+    listed = "; ".join(
+        f"{r.scenario}/{r.style}#{r.repeat}: sent {r.load.sent} = {r.load.succeeded} + {r.load.failed},"
+        f" {r.load.duplicates} duplicates"
+        for r in broken
+    )
+    keys = sum(len(r.load.orders) for r in runs)
+    return Check(
+        name="every request accounted, no duplicate order",
+        target="sent = succeeded + failed and 0 duplicate orders in every run",
+        measured=float(len(broken)),
+        passed=bool(runs) and not broken,
+        detail=listed or f"{len(runs)} runs, {sum(r.load.sent for r in runs)} requests, {keys} order keys",
+    )
+
+
 def scenario_checks(all_runs: Sequence[RunResult], params: KubeParams) -> list[Check]:
     checks: list[Check] = []
     runs = [r for r in all_runs if not r.problems]
@@ -218,4 +238,5 @@ def scenario_checks(all_runs: Sequence[RunResult], params: KubeParams) -> list[C
         checks.append(hung_check(hung, params))
     if all_runs:
         checks += [loadgen_check(all_runs), generator_check(all_runs), validity_check(all_runs)]
+        checks.append(accounting_check(all_runs))
     return checks

@@ -10,6 +10,7 @@ from bench.emulation import ControlPlaneTiming, KubeParams, ProbeSpec
 from bench.load import new_histogram, record_us
 from bench.report.model import Check, FaultWindow, RunResult
 from bench.suite.checks import (
+    accounting_check,
     co_delta_ms,
     fault_errors_check,
     hung_check,
@@ -139,3 +140,16 @@ def test_fair_share_starts_when_the_replica_is_routable_not_before() -> None:
     assert fair_share_s(obs, "d") == pytest.approx(0.5)  # interval 0.8..1.0 is d's first, measured from 10.5
     obs.counts = [(t, {**c, "d": 0.0}) for t, c in obs.counts]
     assert fair_share_s(obs, "d") is None
+
+
+def test_accounting_check_fails_a_lost_request_and_a_duplicate_order() -> None:
+    clean = run("overload")
+    assert accounting_check([clean, run("steady")]).passed
+    lost = run("retry-storm")
+    lost.load = dataclasses.replace(lost.load, succeeded=lost.load.succeeded - 1)  # one request in neither count
+    duplicated = run("backend-overload")
+    duplicated.load = dataclasses.replace(duplicated.load, duplicates=1)
+    check = accounting_check([clean, lost, duplicated])
+    assert not check.passed and check.measured == 2
+    assert "retry-storm/cloud#0" in check.detail and "backend-overload/cloud#0" in check.detail
+    assert not accounting_check([]).passed  # no runs are no evidence
