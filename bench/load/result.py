@@ -112,6 +112,12 @@ class LoadResult:
         return {k: v for k, v in sorted(self.outcomes.items()) if k != OK}
 
     @property
+    def accounted(self) -> bool:
+        """Every sent request ended as one success or one counted failure (the generator asserts it as it
+        finishes; a result read back from a file is checked again by the report)."""
+        return self.sent == self.succeeded + self.failed
+
+    @property
     def error_rate(self) -> float:
         return self.failed / self.sent if self.sent else 0.0
 

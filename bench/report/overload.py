@@ -86,8 +86,7 @@ def retries_explained(amplification: Mapping[str, float | None], edge_errors: Ma
     report must say the budget had nothing to prevent, not that it prevented an amplification."""
 
     def total(kind: str) -> float | None:
-        values = [amplification.get(f"amp_{tier}_{kind}") for tier in CALLERS]
-        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+        return _callers_total(amplification, f"amp_{{}}_{kind}")
 
     failed, retries, refused = total("failed"), total("retries"), total("budget_refused")
     if failed is None or retries is None or refused is None:
@@ -115,7 +114,7 @@ def retries_explained(amplification: Mapping[str, float | None], edge_errors: Ma
         f"{failed:.3f} failed upstream attempts per client request; {retries:.3f} retries sent and"
         f" {refused:.3f} refused by the retry budget"
     )
-    wire, base_wire = total("attempts"), _base_total(amplification, "attempts")
+    wire, base_wire = total("attempts"), _callers_total(amplification, "base_amp_{}_attempts")
     if wire is None or base_wire is None:
         return text
     text += f"; {wire:.3f} attempts reached an upstream per client request ({base_wire:.3f} before the fault)"
@@ -127,8 +126,9 @@ def retries_explained(amplification: Mapping[str, float | None], edge_errors: Ma
     return text
 
 
-def _base_total(amplification: Mapping[str, float | None], kind: str) -> float | None:
-    values = [amplification.get(f"base_amp_{tier}_{kind}") for tier in CALLERS]
+def _callers_total(amplification: Mapping[str, float | None], key: str) -> float | None:
+    """The calling tiers' figures summed (``key`` has ``{}`` where the tier goes); None when one was not read."""
+    values = [amplification.get(key.format(tier)) for tier in CALLERS]
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
@@ -158,7 +158,7 @@ def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
         "sent": sum(r.load.sent for r in runs),
         "succeeded": sum(r.load.succeeded for r in runs),
         "failed": sum(r.load.failed for r in runs),
-        "accounted": all(r.load.sent == r.load.succeeded + r.load.failed for r in runs),
+        "accounted": all(r.load.accounted for r in runs),
         "duplicates": sum(r.load.duplicates for r in runs),
     }
 
