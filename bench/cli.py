@@ -70,7 +70,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         choices=sorted(PROFILES),
         default=os.environ.get("BENCH_PROFILE", "full"),
-        help="full (default: 3 repeats, ~23 min) or quick (short windows, 1 repeat, ~6 min); env BENCH_PROFILE",
+        help="full (default: 3 repeats, ~25 min) or quick (short windows, 1 repeat, ~6 min); env BENCH_PROFILE",
     )
     parser.add_argument(
         "--scenarios",

@@ -212,7 +212,8 @@ CAPACITY_NOTE = (
 )
 OVERLOAD_NOTE = (
     "overload: 1.5x each style's knee in the fault window, then the base rate. backend-overload: the base rate "
-    "throughout, every inventory replica left 1/1.5 of the traffic it served before the fault; retry-storm: the "
+    "throughout, every inventory replica left a fraction of the traffic it served before the fault (the run's "
+    "notes give its capacity); retry-storm: the "
     "same without a retry budget. Per client request from the fault's start until every request of the run was "
     "answered (before the fault in brackets); 'never' recovered: not healthy again within the post window. The "
     "SRE book's bound for 3 tiers retrying 4 times each is 64x; a retry budget keeps it near 1x."

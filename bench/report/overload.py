@@ -111,7 +111,7 @@ def retries_explained(amplification: Mapping[str, float | None], edge_errors: Ma
     if retries < NEGLIGIBLE and refused < NEGLIGIBLE:
         return f"{failed:.3f} failed upstream attempts per client request and none retried (no retry policy acted)"
     text = (
-        f"{failed:.3f} failed upstream attempts per client request; {retries:.3f} retries sent and"
+        f"{failed:.3f} failed upstream attempts per client request; {retries:.3f} retries made and"
         f" {refused:.3f} refused by the retry budget"
     )
     wire, base_wire = total("attempts"), _callers_total(amplification, "base_amp_{}_attempts")
@@ -160,6 +160,7 @@ def summarise(runs: Sequence[RunResult]) -> dict[str, Any]:
         "failed": sum(r.load.failed for r in runs),
         "accounted": all(r.load.accounted for r in runs),
         "duplicates": sum(r.load.duplicates for r in runs),
+        "notes": [n for r in runs for n in r.notes],
     }
 
 

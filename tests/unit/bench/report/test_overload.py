@@ -107,7 +107,7 @@ def test_retries_explained_tells_load_shed_by_the_callers_bulkhead_from_a_satura
 
 def test_retries_explained_reports_retries_and_refusals_when_attempts_failed() -> None:
     text = retries_explained(_callers(0.4, 0.3, 0.1), {"timeout": 3})
-    assert "0.400 failed" in text and "0.300 retries sent" in text and "0.100 refused" in text
+    assert "0.400 failed" in text and "0.300 retries made" in text and "0.100 refused" in text
     assert "none retried" in retries_explained(_callers(0.4, 0.0, 0.0), {})
     assert "reached an upstream" not in text  # no attempt counts read: nothing said about the wire
 
@@ -129,6 +129,13 @@ def test_table_lists_why_retries_are_what_they_are() -> None:
     entry = summarise([_run(0, {**_extra(1.0, 1.0, 0.5), **_callers(0.0, 0.0, 0.0)})])
     table = overload_table({"styles": ["cloud"], "overload": {"retry-storm": {"cloud": entry}}})
     assert "- retry-storm, cloud: no upstream attempt failed" in table
+
+
+def test_table_gives_each_runs_notes_with_its_retries() -> None:
+    run = _run(0, _extra(1.0, 1.0, 0.5))
+    run.notes = ["inventory: 3 replicas at 16.3 req/s each in the fault window"]
+    table = overload_table({"styles": ["cloud"], "overload": {"backend-overload": {"cloud": summarise([run])}}})
+    assert "- backend-overload, cloud: " in table and "[inventory: 3 replicas at 16.3 req/s each" in table
 
 
 def test_a_backend_overload_without_rate_steps_is_an_overload_entry_and_a_plain_fault_is_not() -> None:
