@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.host.admin import admin_router
 from services.kit.lifecycle import Lifecycle
@@ -45,8 +45,17 @@ class Faults(BaseModel):
         ge=0,
         le=100_000,
         description="business requests served per second, one at a time, the rest queued in arrival order"
-        " (0: no limit); health, admin and metrics bypass the queue",
+        " (0: no limit, else at least 1/60: a request holds the queue at most 60 s, as latency_ms is capped);"
+        " health, admin and metrics bypass the queue",
     )
+
+    @field_validator("capacity_rps")
+    @classmethod
+    def _holds_at_most_a_minute(cls, value: float) -> float:
+        """A tiny capacity would hold every queued request for hours: a typo, not a fault to inject."""
+        if 0 < value < 1 / 60:
+            raise ValueError("must be 0 (no limit) or at least 1/60 req/s (a request holds the queue <= 60 s)")
+        return value
 
 
 class FaultState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import ValidationError
 
 from services.host.faults import Faults, FaultState
 from services.kit.lifecycle import Lifecycle
@@ -65,3 +66,10 @@ async def test_lifting_the_fault_releases_the_queued_requests() -> None:
     server.gate.set()
     await asyncio.wait_for(asyncio.gather(*waiting), timeout=5)
     assert server.slept == [pytest.approx(0.1)]  # the one in service finishes; the three queued pass at once
+
+
+def test_a_capacity_below_one_request_a_minute_is_refused_and_zero_means_none() -> None:
+    with pytest.raises(ValidationError, match="at least 1/60"):
+        Faults(capacity_rps=0.001)
+    assert Faults(capacity_rps=0).capacity_rps == 0
+    assert Faults(capacity_rps=1 / 60).capacity_rps == pytest.approx(1 / 60)
