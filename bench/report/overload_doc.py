@@ -114,7 +114,8 @@ def _span_note(overload: Mapping[str, Any]) -> str:
         return "\nPer client request in the fault window, read at the lift: requests still queued then are missing.\n"
     undrained = any(not s.get("drained") for s in spans)
     why = [
-        f"- {scenario}, {style}: {e['retries_explained']}" + "".join(f" [{n}]" for n in e.get("notes", []))
+        f"- {scenario}, {style}: {e['retries_explained']}"
+        + "".join(f" [{note}]" for note in dict.fromkeys(e.get("notes", [])))
         for scenario, styles in overload.items()
         for style, e in styles.items()
         if e.get("retries_explained")

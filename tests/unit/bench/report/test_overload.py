@@ -131,11 +131,14 @@ def test_table_lists_why_retries_are_what_they_are() -> None:
     assert "- retry-storm, cloud: no upstream attempt failed" in table
 
 
-def test_table_gives_each_runs_notes_with_its_retries() -> None:
-    run = _run(0, _extra(1.0, 1.0, 0.5))
-    run.notes = ["inventory: 3 replicas at 16.3 req/s each in the fault window"]
-    table = overload_table({"styles": ["cloud"], "overload": {"backend-overload": {"cloud": summarise([run])}}})
-    assert "- backend-overload, cloud: " in table and "[inventory: 3 replicas at 16.3 req/s each" in table
+def test_table_gives_each_runs_notes_with_its_retries_once_each() -> None:
+    runs = [_run(0, _extra(1.0, 1.0, 0.5)), _run(1, _extra(1.0, 1.0, 0.5)), _run(2, _extra(1.0, 1.0, 0.5))]
+    runs[0].notes = runs[1].notes = ["inventory: 3 replicas at 16.3 req/s each in the fault window"]
+    runs[2].notes = ["inventory: 3 replicas at 16 req/s each in the fault window"]
+    table = overload_table({"styles": ["cloud"], "overload": {"backend-overload": {"cloud": summarise(runs)}}})
+    assert "- backend-overload, cloud: " in table
+    assert table.count("[inventory: 3 replicas at 16.3 req/s each") == 1
+    assert "[inventory: 3 replicas at 16 req/s" in table
 
 
 def test_a_backend_overload_without_rate_steps_is_an_overload_entry_and_a_plain_fault_is_not() -> None:
