@@ -1,7 +1,7 @@
 """`python -m bench` (what `make benchmark` runs): every scenario against every style, one report.
 
 Examples:
-  make benchmark                                   # full suite, 3 repeats, about 23 minutes on 2 cores
+  make benchmark                                   # full suite, 3 repeats, about 25 minutes on 2 cores
   make benchmark ARGS="--settings defaults"       # what each world ships (longer windows, see docs)
   make benchmark ARGS="--profile quick"            # all scenarios, short windows (CI smoke)
   make benchmark ARGS="--scenarios steady,crashed-replica --styles cloud,platform --repeats 3"
