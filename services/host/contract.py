@@ -5,7 +5,7 @@ place, so the contract and the code that produces it are read side by side:
 
 - every error answer is `application/problem+json` with the `ProblemDetails` schema, FastAPI's own 422 too;
 - a body that is not JSON is a 400 and one over the size limit a 413 (`EdgeMiddleware`);
-- an `error_rate` fault makes a shop route answer 500 (`faults.injects_errors`), never health or admin;
+- an `error_rate` fault makes a shop route answer 500 (`faults.is_business_path`), never health or admin;
 - every answer carries `X-Instance-Id`, and every 503 a `Retry-After`.
 
 The 405 of a method a path does not serve cannot be stated per operation; `kit.problems` answers it with
@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.host.faults import injects_errors
+from services.host.faults import is_business_path
 from services.kit.problems import PROBLEM_JSON, ProblemDetails
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
@@ -65,7 +65,7 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     if has_body:
         _add(responses, 400, "the body is not valid JSON")
     _add(responses, 413, "the request body is over the size limit")
-    if injects_errors(path):
+    if is_business_path(path):
         _add(responses, 500, "a fault injected by the benchmark (error_rate); never otherwise")
     for status, response in responses.items():
         headers = response.setdefault("headers", {})

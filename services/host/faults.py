@@ -24,8 +24,9 @@ _EXEMPT_PREFIXES = ("/admin", "/metrics")
 CRASH_EXIT_CODE = 137
 
 
-def injects_errors(path: str) -> bool:
-    """Whether an `error_rate` fault can fail a request to this path (health and admin always answer)."""
+def is_business_path(path: str) -> bool:
+    """Whether a request to this path is business traffic, which the backend faults (`error_rate`, `capacity_rps`)
+    act on; health, admin and metrics always answer, as the process itself is not what those faults degrade."""
     return not path.startswith((*_EXEMPT_PREFIXES, "/health"))
 
 
@@ -108,12 +109,12 @@ class FaultState:
         faults = self.current
         if faults.hang:
             await self._release.wait()
-        if faults.capacity_rps > 0 and injects_errors(path):
+        if faults.capacity_rps > 0 and is_business_path(path):
             await self._queue()
         delay = faults.latency_ms + (random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0)
         if delay > 0:
             await self.sleep(delay / 1000)
-        if faults.error_rate > 0 and injects_errors(path):
+        if faults.error_rate > 0 and is_business_path(path):
             return random.random() < faults.error_rate
         return False
 
