@@ -130,6 +130,11 @@ def test_scale_out_and_crash_checks_pass_and_fail() -> None:
     bad_crash = run("crashed-replica", fault=FAULT, load=synthetic_load(error_bins=range(20, 40)))
     checks = scenario_checks([run("scale-out", extra={"fair_share_s": None}), bad_crash], PARAMS)
     assert not by_name(checks, "scale-out").passed
+    # "never" in most runs is the median: the check fails, and its detail says which runs got there
+    mostly_never = [run("scale-out", extra={"fair_share_s": v}) for v in (0.26, None, None)]
+    check = by_name(scenario_checks(mostly_never, PARAMS), "scale-out")
+    assert not check.passed and check.measured is None
+    assert "per run 0.26 s, never, never" in check.detail
     assert not by_name(checks, "crashed-replica: cloud errors").passed
     assert not by_name(checks, "crashed-replica: cloud error rate").passed
 
