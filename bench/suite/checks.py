@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from bench.emulation import ControlPlaneTiming, KubeParams, ProbeSpec
 from bench.load import LoadResult, hist_ms, merge_histograms
 from bench.report import analysis
+from bench.report import format as fmt
 from bench.report.model import (
     Check,
     RunResult,
@@ -213,7 +214,7 @@ def scenario_checks(all_runs: Sequence[RunResult], params: KubeParams) -> list[C
     scale = _entry(runs, "scale-out", "cloud")
     if scale:
         per_run = [r.extra.get("fair_share_s") for r in scale]
-        shown = ", ".join("never" if v is None else f"{v:.2f} s" for v in per_run)
+        shown = ", ".join(map(fmt.secs, per_run))
         checks.append(
             check_at_most(
                 "scale-out: cloud gives the new replica its fair share within",
