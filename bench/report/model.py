@@ -12,7 +12,7 @@ it into files (``bench.report.document`` reads and writes the JSON). ``report.js
       "styles": ["cloud", "platform", "hybrid"],
       "options": {...as given: rate, duration, repeats, profile...},
       "environment": {"target", "registry", "data_plane", "cgroups", "cgroups_detail", "machine",
-                      "cpu_count", "python", "versions": {lib: version}, "loadgen_valid", "notes": [...],
+                      "cpu_count", "python", "versions": {lib: version, SOURCE: commit}, "loadgen_valid", "notes",
                       "partial": true,                   # only when interrupted: the runs that finished
                       "skipped": {"<scenario>": {"<style>": "skipped on <target>: <why>"}}},  # only if any
       "scenarios": {
@@ -82,6 +82,8 @@ from bench.load import LoadResult
 from bench.report import analysis, fault_window
 
 SCHEMA = 1
+#: The versions key naming the commit the measured code came from (bench.suite.environment.source_revision).
+SOURCE = "cloud-or-k8s"
 KEY_LIBRARIES = (
     "aiohttp",
     "fastapi",

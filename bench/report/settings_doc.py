@@ -5,6 +5,11 @@ defaults reference (docs/reference/defaults, a separate `make benchmark ARGS="--
 are two runs, so the table puts each figure's two medians side by side with their spread rather than a
 ratio: the runs were not interleaved, and a ratio of two medians would hide that.
 
+The runs line names each run's code (its commit, from the environment's versions) and a gauge of the
+machine's speed: the load generator's CPU seconds per 1,000 requests, the same code doing the same job at
+the same rate in every cell of both runs. On this shared machine that gauge has moved by 1.5x between two
+days, and latencies with it; control-plane timings and error rates do not follow it.
+
 Each row shows what decides the scenario for a reader: errors and p99 inside the fault window, and the
 one control-plane time the scenario is about (out of rotation for a crash or a hang, routable for a new
 replica, applied for a config change, routed around for the rest).
@@ -12,10 +17,12 @@ replica, applied for a config change, routed around for the rest).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
 from bench.report import format as fmt
+from bench.report.model import SOURCE
 
 #: scenario -> (extra key, label) of the control-plane time the row shows; others show routed_around_s.
 CONTROL_TIME: Mapping[str, tuple[str, str]] = {
@@ -38,10 +45,28 @@ def settings_of(report: Mapping[str, Any]) -> str:
     return "tuned"
 
 
+def machine_speed(report: Mapping[str, Any]) -> str:
+    """The generator's CPU s per 1,000 requests over the report's cells: median (min to max), or why not."""
+    values = sorted(
+        float(entry["generator"]["cpu_per_1k"])
+        for entries in report.get("scenarios", {}).values()
+        for entry in entries.values()
+        if (entry.get("generator") or {}).get("cpu_per_1k")
+    )
+    if not values:
+        return "machine speed not recorded"
+    median = statistics.median(values)
+    return (
+        f"load generator {median:.2f} CPU s per 1,000 requests ({values[0]:.2f} to {values[-1]:.2f} over "
+        f"{len(values)} cells)"
+    )
+
+
 def describe(report: Mapping[str, Any]) -> str:
-    """One line naming the run: when, which settings, how many repeats."""
+    """One line naming the run: when, which settings and code, how many repeats, how fast the machine was."""
     created = str(report.get("created", "?"))[:19]
-    return f"{settings_of(report)}: {created} UTC, {fmt.repeats_line(report)}"
+    code = report.get("environment", {}).get("versions", {}).get(SOURCE, "not recorded")
+    return f"{settings_of(report)}: {created} UTC, code {code}, {fmt.repeats_line(report)}; {machine_speed(report)}"
 
 
 def _figures(entry: Mapping[str, Any] | None, scenario: str) -> tuple[str, str, str]:

@@ -6,13 +6,37 @@ notes and the options into the one `Environment` and `Report` the writers render
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from bench.emulation import Supervisor
-from bench.report.model import Check, Environment, FailedRun, Report, RunResult, collect_environment
+from bench.paths import ROOT
+from bench.report.model import SOURCE, Check, Environment, FailedRun, Report, RunResult, collect_environment
 from bench.suite.options import Options
 from bench.targets.base import Target, TargetDescription
 from bench.targets.factory import LOCAL
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def source_revision(root: Path = ROOT) -> str:
+    """The commit the measured code came from, and whether tracked files differed from it.
+
+    Two references are only comparable when one knows which code produced each: the docs put runs from
+    different days side by side, and a figure can change because the code did, not the setting.
+    """
+    commit = _git(root, "rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return "unknown (not a git checkout)"
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return f"{commit} with uncommitted changes" if status else commit
 
 
 def target_label(options: Options) -> str:
@@ -62,6 +86,7 @@ def environment_for(
         data_plane,
         cgroups or bool(limits),
         cgroups_detail="; ".join(limits) if limits else (sup.cgroups.describe() if sup else ""),
+        extra_versions={SOURCE: source_revision()},
         notes=lines,
     )
 

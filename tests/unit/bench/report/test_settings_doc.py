@@ -46,7 +46,20 @@ def test_rows_show_tuned_then_defaults_with_the_scenarios_control_plane_time() -
     )
     assert "| hung-replica | cloud | 0 % → 20.00 % | 20.0 ms → 900 ms | out of rotation: 2.10 s → 31.00 s |" in out
     assert "out of rotation: 3.90 s → never (fault lifted at 8 s) |" in out
-    assert "Runs: tuned: 2026-11-27T21:00:00 UTC, 1 run, no spread; defaults:" in out
+    assert "Runs: tuned: 2026-11-27T21:00:00 UTC, code not recorded, 1 run, no spread; machine speed not" in out
+
+
+def test_the_runs_line_names_each_runs_code_and_machine_speed() -> None:
+    cells = {
+        "steady": {"cloud": _entry(generator={"cpu_per_1k": 0.5}), "platform": _entry(generator={"cpu_per_1k": 0.9})},
+        "hung-replica": {"cloud": _entry(generator={"cpu_per_1k": 0.6}), "platform": _entry(generator={})},
+    }
+    report = {**_report("defaults", cells), "environment": {"notes": [], "versions": {"cloud-or-k8s": "abc123"}}}
+    line = settings_doc.describe(report)
+    assert "defaults: 2026-11-27T21:00:00 UTC, code abc123, 1 run, no spread;" in line
+    # the cell without a generator figure is left out, not read as zero
+    assert line.endswith("load generator 0.60 CPU s per 1,000 requests (0.50 to 0.90 over 3 cells)")
+    assert settings_doc.machine_speed(_report("tuned", {"steady": {"cloud": _entry()}})) == "machine speed not recorded"
 
 
 def test_without_a_defaults_reference_the_block_says_how_to_make_one() -> None:
