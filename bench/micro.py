@@ -288,6 +288,7 @@ def checks(hop: dict[str, Any], breaker: dict[str, float], picks: dict[str, floa
         check_at_most(f"balancer pick (P2C) at {key.rsplit('_', 1)[1]} endpoints", value, TARGETS["pick_us"], " us")
         for key, value in picks.items()
     ]
+    low, high = hop["overhead_spread_us"]
     return [
         *pick_checks,
         check_at_most(
@@ -297,7 +298,7 @@ def checks(hop: dict[str, Any], breaker: dict[str, float], picks: dict[str, floa
             " us",
             detail=(
                 f"over a bare hop with the same trace context, p50 {hop['traced_bare_p50_us']:.0f} us; rounds "
-                f"{hop['overhead_spread_us']}; the trace context alone {hop['trace_context_us']:.0f} us"
+                f"{low:.0f} to {high:.0f} us; the trace context alone {hop['trace_context_us']:.0f} us"
             ),
         ),
         check_at_most("in-code hop overhead / bare hop p50", hop["overhead_ratio"], TARGETS["hop_overhead_ratio"]),

@@ -147,10 +147,9 @@ def block_shares(doc: Mapping[str, Any]) -> str:
 def block_checks(doc: Mapping[str, Any]) -> str:
     lines = ["| goal | target | measured | pass |", "|---|---|---|---|"]
     for check in doc["checks"]:
-        measured = check["measured"]
-        shown = fmt.num(measured)
         passed = "yes" if check["pass"] else "**no**"
-        lines.append(f"| {fmt.cell(check['name'])} | {fmt.cell(check['target'])} | {fmt.cell(shown)} | {passed} |")
+        shown = fmt.cell(fmt.check_measured(check))
+        lines.append(f"| {fmt.cell(check['name'])} | {fmt.cell(check['target'])} | {shown} | {passed} |")
     return "\n".join(lines) + "\n"
 
 

@@ -62,6 +62,15 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def check_measured(check: Mapping[str, Any]) -> str:
+    """A check's measured figure followed by its detail, e.g. the per-run figures or the CI behind a verdict.
+
+    The report and the docs show the same text, so a reader of either sees what a pass or a miss rests on.
+    """
+    detail = f" ({check['detail']})" if check.get("detail") else ""
+    return f"{num(check.get('measured'))}{detail}"
+
+
 def over_repeats(entry: Mapping[str, Any], key: str, show: Callable[[Any], str], never: str = "never") -> str:
     """A figure of a report entry as the median of its repeats with "(min to max)" when there are several.
 

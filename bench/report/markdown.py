@@ -285,10 +285,7 @@ def render_markdown(doc: Mapping[str, Any], plots: Mapping[str, str] | None = No
     checks = doc.get("checks", [])
     out += ["## Checks", "", "| check | target | measured | pass |", "|---|---|---|---|"]
     for c in checks:
-        measured = c.get("measured")
-        shown = fmt.num(measured)
-        detail = f" ({c['detail']})" if c.get("detail") else ""
-        cells = [c["name"], c["target"], f"{shown}{detail}", "✅" if c["pass"] else "❌"]
+        cells = [c["name"], c["target"], fmt.check_measured(c), "✅" if c["pass"] else "❌"]
         out.append("| " + " | ".join(fmt.cell(str(x)) for x in cells) + " |")
     if not checks:
         out.append("| (none) | | | |")

@@ -51,3 +51,9 @@ def test_a_missing_after_lift_figure_says_never_or_not_measurable() -> None:
     assert shown(_entry(3.0, spread=True)) == (
         "never (within the 3.0 s after the lift) (0.10 s to 0.10 s, never (within the 3.0 s after the lift) in 2)"
     )
+
+
+def test_a_checks_measured_figure_carries_its_detail() -> None:
+    per_run = {"measured": None, "detail": "per run 0.26 s, never, never"}
+    assert fmt.check_measured(per_run) == "n/a (per run 0.26 s, never, never)"
+    assert fmt.check_measured({"measured": 0.0753, "detail": ""}) == "0.0753"
