@@ -280,6 +280,11 @@ class ClusterTarget(Target):
         await run(self._kubectl("rollout", "status", deployment, "--timeout=180s"), timeout_s=200)
 
     async def restore_replicas(self) -> None:
+        # a restarted pod would carry its CrashLoopBackOff into the next run (bench.targets.local_kube.
+        # replace_restarted says why): deleted, its ReplicaSet creates a fresh one
+        restarted = [p.name for p in await self._list() if p.restarts]
+        if restarted:
+            await run(self._kubectl("delete", "pod", *restarted, "--wait=false"))
         for service in SERVICES:
             await self._scale(service, self.replica_counts[service])
         for _ in range(600):  # bounded at ~2 min: every pod back, ready, and tunnelled

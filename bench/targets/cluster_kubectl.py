@@ -71,6 +71,8 @@ class PodRef:
     ready: bool
     created: str
     port: int = 0
+    #: container restarts (status.containerStatuses[].restartCount, summed): a restarted pod is in back-off
+    restarts: int = 0
 
     @property
     def url(self) -> str:
@@ -98,7 +100,8 @@ def parse_pods(document: Mapping[str, Any]) -> list[PodRef]:
         if service not in SERVICES or meta.get("deletionTimestamp") or status.get("phase") != "Running":
             continue
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-        out.append(PodRef(meta["name"], service, ready, meta.get("creationTimestamp", "")))
+        restarts = sum(int(c.get("restartCount", 0)) for c in status.get("containerStatuses") or [])
+        out.append(PodRef(meta["name"], service, ready, meta.get("creationTimestamp", ""), restarts=restarts))
     return sorted(out, key=lambda p: (p.created, p.name))
 
 

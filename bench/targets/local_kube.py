@@ -45,6 +45,21 @@ def watches_slices(style: str) -> bool:
     return STYLES[Style(style)].discovery is DiscoveryKind.ENDPOINT_SLICES
 
 
+async def replace_restarted(kube: KubeCluster, service: str) -> list[str]:
+    """``kubectl delete pod`` for every pod of ``service`` whose container restarted; their names.
+
+    A restarted pod carries its CrashLoopBackOff into the next run: the kubelet's next restart of it waits
+    10 s, then 20 s, 40 s ... until it has run ten minutes. The fault picks the busiest replica, so a later
+    repeat can hit the same pod and measure a pod in back-off instead of the scenario (a hung pod under the
+    default probes went 20, 40, then 80 s between restarts and failed a run). Replaced, every run meets pods
+    with no restart history, as cloud's replicas are: docker's restart delay resets after 10 s of running.
+    """
+    restarted = [pod for pod in kube.pods(service) if pod.restarts and not pod.terminating]
+    for pod in restarted:
+        await kube.delete_pod(pod, wait=False)
+    return [pod.name for pod in restarted]
+
+
 class EmulatedPlane:
     """The emulation's control plane as a `ControlPlane`: what routes where, and the ConfigMaps."""
 
@@ -188,6 +203,7 @@ class LocalKube(Target):
 
     async def restore_replicas(self) -> None:
         for service in SERVICES:
+            await replace_restarted(self.kube, service)
             if self.kube.deployments[service].replicas != self.replica_counts[service]:
                 await self.kube.scale(service, self.replica_counts[service])
             await self.kube.wait_endpoints(service, self.replica_counts[service], timeout_s=60)

@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from bench.emulation import KubeCluster, Supervisor
 from bench.emulation.iptables import rules_with_prefix
+from bench.targets.local_kube import replace_restarted
 from services.kit.net import free_port
 from tests.integration.bench.emulation.support import (
     DETECT_SLACK_S,
@@ -185,3 +186,24 @@ async def test_scale_out_adds_endpoint(kube: KubeCluster) -> None:
     await kube.wait_endpoints("inventory", 4, timeout_s=20)
     await kube.scale("inventory", 3)
     await kube.wait_endpoints("inventory", 3, timeout_s=20)
+
+
+@module_loop
+@needs_iptables
+async def test_a_restarted_pod_is_replaced_by_one_without_back_off(kube: KubeCluster) -> None:
+    """Between runs the local target replaces restarted pods: the next run's crash restarts at once again."""
+    pod = kube.pods("inventory")[0]
+    t0 = time.monotonic()
+    kube.crash(pod)
+    await event_after(kube, "endpoint_added", pod, t0, 20)
+    assert pod.restarts >= 1 and pod.backoff_s >= PARAMS.crash_backoff_initial_s  # a second crash would wait
+    replaced = await replace_restarted(kube, "inventory")
+    assert pod.name in replaced
+    await kube.wait_for(lambda: pod not in kube.pods("inventory"), 20, "restarted pod gone")
+    await all_back(kube)
+    assert all(p.restarts == 0 and p.backoff_s == 0 for p in kube.pods("inventory"))
+    fresh = kube.pods("inventory")[-1]
+    t1 = time.monotonic()
+    kube.crash(fresh)
+    assert await event_after(kube, "container_started", fresh, t1, 5) < PARAMS.crash_backoff_initial_s
+    await all_back(kube)

@@ -112,7 +112,11 @@ def test_pod_listing_keeps_running_pods_of_the_services_oldest_first() -> None:
                 "labels": {"app.kubernetes.io/component": component},
                 **meta,
             },
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]},
+            "status": {
+                "phase": phase,
+                "conditions": [{"type": "Ready", "status": ready}],
+                "containerStatuses": [{"name": component, "restartCount": 2 if name == "inv-old" else 0}],
+            },
         }
 
     listing = {
@@ -125,5 +129,5 @@ def test_pod_listing_keeps_running_pods_of_the_services_oldest_first() -> None:
         ]
     }
     pods = parse_pods(listing)
-    assert [(p.name, p.ready) for p in pods] == [("inv-old", True), ("inv-new", False)]
+    assert [(p.name, p.ready, p.restarts) for p in pods] == [("inv-old", True, 2), ("inv-new", False, 0)]
     assert pods[0].instance_id == "inv-old"
