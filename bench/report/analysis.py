@@ -117,8 +117,17 @@ def p99_over(bins: Sequence[Bin], start_s: float | None = None, end_s: float | N
     return percentile_over(bins, 99.0, start_s, end_s)
 
 
-def baseline(bins: Sequence[Bin], start_s: float, end_s: float) -> Baseline:
-    chosen = select(bins, start_s, end_s)
+def fault_bin_start(fault_start: float, bin_s: float) -> float:
+    """Start of the bin the fault began in: a fault lands after a bin boundary (the inject takes a moment),
+    and the requests of that bin were sent during the fault, so it belongs to the fault, not to the baseline.
+    Counting it in the baseline let a fast-acting fault raise its own thresholds (a +200 ms replica's first
+    bin put a 207 ms p99 into a 14 ms baseline, and the fault then read "no impact")."""
+    return math.floor((fault_start + _EPS) / bin_s) * bin_s
+
+
+def baseline(bins: Sequence[Bin], start_s: float, fault_start: float, *, bin_s: float) -> Baseline:
+    """The steady figures before a fault: bins from ``start_s`` that end before the fault's first bin."""
+    chosen = select(bins, start_s, fault_bin_start(fault_start, bin_s))
     return Baseline(
         requests=sum(b.count for b in chosen),
         err_rate=error_rate_over(chosen),

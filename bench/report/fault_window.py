@@ -17,14 +17,14 @@ fault. The figures here answer three separate questions, all in seconds from a s
   profile's 1 s, a rollout that outlasted the load), no window could fit, so the figure is *not
   measurable*; otherwise ``None`` means *never* within that time.
 
-Beside them, the error rate and pooled p99 of the requests whose intended send time lies inside
-``[fault_start, fault_end)`` (``fault_error_rate``, ``fault_p99_ms``): whole-run rates dilute a fault by
-the run's clean seconds.
+Beside them, the error rate and pooled p99 of the requests whose intended send time lies inside the fault
+window (``fault_error_rate``, ``fault_p99_ms``): whole-run rates dilute a fault by the run's clean seconds.
+The bin the fault began in (``analysis.fault_bin_start``) counts as the fault's, never as the baseline's.
 
 Health is judged per 100 ms bin (``LoadConfig.bin_s``), windows are ``sustain_s`` (1 s) long, and the
-thresholds come from the run's own steady baseline ``[baseline_skip_s, fault_start)``: error rate at most
-twice the baseline's, pooled p99 at most ``max(2 x baseline p99, baseline p99 + 5 ms)`` (the absolute floor
-keeps a 1 ms baseline from calling 2.1 ms an impact).
+thresholds come from the run's own steady baseline, the bins from ``baseline_skip_s`` up to the fault's
+first bin: error rate at most twice the baseline's, pooled p99 at most ``max(2 x baseline p99, baseline
+p99 + 5 ms)`` (the absolute floor keeps a 1 ms baseline from calling 2.1 ms an impact).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def routed_around_s(
 ) -> float | None:
     """Fault start -> healthy again while the fault is still active (0.0 = no unhealthy bin in the window)."""
     ordered = sorted(bins, key=lambda b: b.start_s)
-    inside = analysis.select(ordered, fault_start, fault_end)
+    inside = analysis.select(ordered, analysis.fault_bin_start(fault_start, bin_s), fault_end)
     if not any(analysis.bin_unhealthy(b, thr) for b in inside):
         return 0.0
     times = analysis.episode(ordered, bin_s, fault_start, fault_end, thr, sustain_s)
@@ -128,9 +128,9 @@ def fault_figures(
     removed_s: float | None = None,
 ) -> FaultFigures:
     """Every in-window figure of one run (module docstring); ``removed_s`` comes from the observer."""
-    base = analysis.baseline(bins, baseline_skip_s, fault_start)
+    base = analysis.baseline(bins, baseline_skip_s, fault_start, bin_s=bin_s)
     thr = health_thresholds(base)
-    inside = analysis.select(bins, fault_start, fault_end)
+    inside = analysis.select(bins, analysis.fault_bin_start(fault_start, bin_s), fault_end)
     requests = sum(b.count for b in inside)
     return FaultFigures(
         detected_s=removed_s,

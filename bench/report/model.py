@@ -176,7 +176,7 @@ class RunResult:
             return self.thresholds
         if self.fault is None or self.fault.start_s <= self.baseline_skip_s + self.load.bin_s:
             return analysis.Thresholds()
-        base = analysis.baseline(self.load.bins, self.baseline_skip_s, self.fault.start_s)
+        base = analysis.baseline(self.load.bins, self.baseline_skip_s, self.fault.start_s, bin_s=self.load.bin_s)
         return analysis.thresholds_from_baseline(base)
 
     def episode(self) -> analysis.EpisodeTimes | None:

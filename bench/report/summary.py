@@ -174,7 +174,9 @@ def _windows(runs: Sequence[RunResult], figures: Sequence[FaultFigures], series_
         "bin_s": first.load.bin_s,
         "sustain_s": first.sustain_s,
         "series_s": series_width_s,
-        "baseline_s": None if fault is None else [first.baseline_skip_s, round(fault.start_s, 3)],
+        "baseline_s": None
+        if fault is None
+        else [first.baseline_skip_s, round(analysis.fault_bin_start(fault.start_s, first.load.bin_s), 3)],
         "observe_period_s": first.observe_period_s,
         "p99_threshold_ms": _median_of(figures, "p99_threshold_ms"),
         "err_threshold": _median_of(figures, "err_threshold"),

@@ -395,5 +395,5 @@ def _amplification(
 def _latency_thresholds(run: RunResult) -> analysis.Thresholds:
     """For latency faults a bin is unhealthy when p99 exceeds twice the pre-fault p99 (not only on errors)."""
     assert run.fault is not None
-    base = analysis.baseline(run.load.bins, run.baseline_skip_s, run.fault.start_s)
+    base = analysis.baseline(run.load.bins, run.baseline_skip_s, run.fault.start_s, bin_s=run.load.bin_s)
     return analysis.thresholds_from_baseline(base, p99_factor=2.0)

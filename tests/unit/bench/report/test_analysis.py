@@ -108,7 +108,7 @@ def test_errors_before_the_fault_are_not_its_impact() -> None:
 def test_latency_recovery_with_baseline_thresholds() -> None:
     # No errors, but every request in 3.0-4.5 s takes 200 ms against a 5 ms baseline.
     bins = series(10, slow_in=[(3.0, 4.5)])
-    base = analysis.baseline(bins, 0.5, 3.0)
+    base = analysis.baseline(bins, 0.5, 3.0, bin_s=0.1)
     assert base.err_rate == 0.0
     assert base.p99_ms is not None and 5.0 <= base.p99_ms < 5.1
     thr = analysis.thresholds_from_baseline(base, p99_factor=2.0)

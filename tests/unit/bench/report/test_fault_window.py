@@ -49,6 +49,19 @@ def test_latency_alone_is_an_impact() -> None:
     assert f.p99_threshold_ms == pytest.approx(9.0)  # max(2 x 4 ms, 4 ms + 5 ms)
 
 
+def test_the_bin_a_fault_began_in_is_the_faults_not_the_baselines() -> None:
+    # The fault lands 0.8 ms after the 2.0 s bin boundary, as an inject does: that bin's requests are slow.
+    bins = series(slow=range(20, 60))
+    f = fault_figures(bins, BIN, START + 0.0008, END, baseline_skip_s=0.5, sustain_s=1.0)
+    assert f.p99_threshold_ms == pytest.approx(9.0)  # the baseline stays 4 ms, not the first fault bin's 30 ms
+    assert f.routed_around_s is None  # with that bin in the baseline the threshold was 60 ms: "no impact", 0.0
+    assert f.fault_p99_ms == pytest.approx(30.0)
+    bad = fault_figures(series(bad=range(20, 21)), BIN, START + 0.0008, END, baseline_skip_s=0.5, sustain_s=1.0)
+    assert bad.err_threshold == 0.0 and bad.fault_error_rate == pytest.approx(5 / 800)  # counted inside
+    assert analysis.fault_bin_start(2.0008, BIN) == pytest.approx(2.0)
+    assert analysis.fault_bin_start(2.0, BIN) == pytest.approx(2.0)  # on a boundary, that bin is the fault's
+
+
 def test_no_impact_is_zero_and_never_healthy_after_the_lift_is_none() -> None:
     assert figures(series()).routed_around_s == 0.0
     assert figures(series(bad=range(20, 90))).recovered_after_lift_s is None
