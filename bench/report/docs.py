@@ -28,6 +28,7 @@ from bench.paths import ROOT
 from bench.report import document, overload_doc, settings_doc
 from bench.report import format as fmt
 from bench.report.calibration_doc import block_calibration
+from bench.report.model import SOURCE
 
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
@@ -67,7 +68,9 @@ def block_environment(doc: Mapping[str, Any]) -> str:
         ("target", f"{env['target']} (processes on loopback; Kubernetes Services emulated by {env['data_plane']})"),
         ("registry", "real Consul" if env["registry"] == "consul" else "the project's Consul stand-in"),
         ("cgroup limits", f"{'on' if env['cgroups'] else 'off'} ({env.get('cgroups_detail', '')})"),
+        ("code", env.get("versions", {}).get(SOURCE, "not recorded (reports before 2026-11-29 09:40)")),
         ("machine", f"{env['machine']}, {env['cpu_count']} CPUs, {env['python']}"),
+        ("machine speed", settings_doc.machine_speed(doc)),
         ("load", f"{options.get('rate')} req/s open loop, replicas {options.get('replicas')}"),
         ("repeats", fmt.repeats_line(doc)),
     ]

@@ -46,7 +46,7 @@ def settings_of(report: Mapping[str, Any]) -> str:
 
 
 def machine_speed(report: Mapping[str, Any]) -> str:
-    """The generator's CPU s per 1,000 requests over the report's cells: median (min to max), or why not."""
+    """The generator's CPU s per 1,000 requests over the report's cells: median (min to max), or "not recorded"."""
     values = sorted(
         float(entry["generator"]["cpu_per_1k"])
         for entries in report.get("scenarios", {}).values()
@@ -54,7 +54,7 @@ def machine_speed(report: Mapping[str, Any]) -> str:
         if (entry.get("generator") or {}).get("cpu_per_1k")
     )
     if not values:
-        return "machine speed not recorded"
+        return "not recorded"
     median = statistics.median(values)
     return (
         f"load generator {median:.2f} CPU s per 1,000 requests ({values[0]:.2f} to {values[-1]:.2f} over "
@@ -66,7 +66,8 @@ def describe(report: Mapping[str, Any]) -> str:
     """One line naming the run: when, which settings and code, how many repeats, how fast the machine was."""
     created = str(report.get("created", "?"))[:19]
     code = report.get("environment", {}).get("versions", {}).get(SOURCE, "not recorded")
-    return f"{settings_of(report)}: {created} UTC, code {code}, {fmt.repeats_line(report)}; {machine_speed(report)}"
+    speed = machine_speed(report)
+    return f"{settings_of(report)}: {created} UTC, code {code}, {fmt.repeats_line(report)}; machine speed: {speed}"
 
 
 def _figures(entry: Mapping[str, Any] | None, scenario: str) -> tuple[str, str, str]:

@@ -116,3 +116,14 @@ def test_capacity_and_overload_blocks_show_na_without_the_keys() -> None:
     overload = BLOCKS["overload"](doc)
     assert "| cloud | n/a |" in capacity and "| platform | n/a |" in capacity
     assert "| overload | cloud | n/a |" in overload and "| retry-storm | platform | n/a |" in overload
+
+
+def test_environment_block_names_the_code_and_the_machines_speed() -> None:
+    doc = reference()
+    doc["environment"] = {**doc["environment"], "versions": {"cloud-or-k8s": "6628ff9abcde"}}
+    block = docs.block_environment(doc)
+    assert "| code | 6628ff9abcde |" in block
+    assert "| machine speed | load generator " in block
+    older = {**doc, "environment": {**doc["environment"], "versions": {}}, "scenarios": {}}
+    older_block = docs.block_environment(older)
+    assert "| code | not recorded" in older_block and "| machine speed | not recorded |" in older_block

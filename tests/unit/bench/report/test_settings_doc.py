@@ -46,7 +46,7 @@ def test_rows_show_tuned_then_defaults_with_the_scenarios_control_plane_time() -
     )
     assert "| hung-replica | cloud | 0 % → 20.00 % | 20.0 ms → 900 ms | out of rotation: 2.10 s → 31.00 s |" in out
     assert "out of rotation: 3.90 s → never (fault lifted at 8 s) |" in out
-    assert "Runs: tuned: 2026-11-27T21:00:00 UTC, code not recorded, 1 run, no spread; machine speed not" in out
+    assert "Runs: tuned: 2026-11-27T21:00:00 UTC, code not recorded, 1 run, no spread; machine speed: not" in out
 
 
 def test_the_runs_line_names_each_runs_code_and_machine_speed() -> None:
@@ -58,8 +58,8 @@ def test_the_runs_line_names_each_runs_code_and_machine_speed() -> None:
     line = settings_doc.describe(report)
     assert "defaults: 2026-11-27T21:00:00 UTC, code abc123, 1 run, no spread;" in line
     # the cell without a generator figure is left out, not read as zero
-    assert line.endswith("load generator 0.60 CPU s per 1,000 requests (0.50 to 0.90 over 3 cells)")
-    assert settings_doc.machine_speed(_report("tuned", {"steady": {"cloud": _entry()}})) == "machine speed not recorded"
+    assert line.endswith("machine speed: load generator 0.60 CPU s per 1,000 requests (0.50 to 0.90 over 3 cells)")
+    assert settings_doc.machine_speed(_report("tuned", {"steady": {"cloud": _entry()}})) == "not recorded"
 
 
 def test_without_a_defaults_reference_the_block_says_how_to_make_one() -> None:
