@@ -16,6 +16,7 @@ import pytest
 from bench.emulation import find_leftovers
 from bench.emulation.chart import KubeParams
 from bench.scenarios import SCENARIOS
+from bench.suite.checks import hung_removal_bound_s
 from bench.suite.options import style_run_id
 from bench.targets.factory import STYLES
 from tests.support.bench_run import bench_argv, blocks_listened_on, descendants, listeners_in
@@ -71,8 +72,11 @@ def test_cloud_rides_out_a_crash_better_than_platform(quick_report: dict[str, An
 
 
 def test_platform_removes_a_hung_endpoint_within_the_probe_bound(quick_report: dict[str, Any]) -> None:
+    # Kubernetes' documented bound, as the report's check has it: the probes (period x threshold + timeout),
+    # then status patch, EndpointSlice write and kube-proxy sync. The probes alone (5 s) failed a CI run at
+    # 5.09 s, a removal every real cluster could show.
     readiness = KubeParams.from_values().service("inventory").readiness
-    bound = readiness.period_s * readiness.failure_threshold + 1.0
+    bound = hung_removal_bound_s(readiness)
     removed = quick_report["scenarios"]["hung-replica"]["platform"]["extra"]["removed_s"]
     assert removed is not None and removed <= bound
 
