@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -205,7 +206,7 @@ class ClusterTarget(Target):
             if entry is None or self.sup.poll(entry[0]) is not None:  # a tunnel may drop; open a new one
                 entry = await self._forward(f"pod/{pod.name}")
                 self._forwards[pod.name] = entry
-            refreshed.append(PodRef(pod.name, pod.service, pod.ready, pod.created, entry[1]))
+            refreshed.append(dataclasses.replace(pod, port=entry[1]))  # every listed field kept, restarts too
         self._pods = refreshed
         return refreshed
 
