@@ -2,8 +2,10 @@
 
 Three columns per mechanism, each with its origin: the real figure (a real Kubernetes node running this chart,
 or the recorded EndpointSlice traffic in tests/fixtures/k8s-wire), what the emulation's parameters imply
-(`bench.emulation.calibration`, derived, not measured), and — where the reference report has it — what the
-emulated platform style measured in that run. Rendered by `make docs` as the `calibration` block.
+(`bench.emulation.calibration`, derived, not measured), and — where a reference report has it — what the
+emulated platform style measured in that run: the tuned reference for the chart's probes, the defaults reference
+(`--settings defaults`) for the row measured with Kubernetes' default probes. Rendered by `make docs` as the
+`calibration` block.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ MEASURED = {
     "hung pod back in rotation (10 s hang)": ("hung-replica", "back_s"),
     "new replica routable after scale": ("scale-out", "routable_s"),
     "ConfigMap seen by all 4 pods (syncFrequency 10 s)": ("config-change", "config_applied_s"),
+    "hung pod out, default probes": ("hung-replica", "removed_s"),
 }
+#: Rows measured with Kubernetes' default probes: the defaults reference measures them, not the tuned one.
+FROM_DEFAULTS = {"hung pod out, default probes"}
 
 
 #: Rows measured over a hang of HANG_S: the run's own hang is usually shorter, and "back in rotation" counts
@@ -69,7 +74,9 @@ def _never(doc: Mapping[str, Any], mechanism: str) -> str | None:
     return f"never in {missing} of {missing + seen} runs{others}"
 
 
-def block_calibration(doc: Mapping[str, Any]) -> str:
+def block_calibration(doc: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
+    """The table, measured figures from ``doc`` (the tuned reference) and, for the default-probe rows, from
+    ``defaults`` ("-" without a defaults reference: the tuned run's probes are not the ones the row names)."""
     lines = [
         "| mechanism | real cluster | source | emulation, from its parameters "
         "| emulation, measured in the reference run |",
@@ -77,12 +84,17 @@ def block_calibration(doc: Mapping[str, Any]) -> str:
     ]
     for row in calibration(KubeParams.from_values()):
         mark = "within ±30 % / ±0.5 s" if row.within else "**outside** ±30 % / ±0.5 s"
-        found = _measured(doc, row.mechanism)
-        if found is None:
-            shown = "-" if row.mechanism not in MEASURED else (_never(doc, row.mechanism) or "n/a")
+        source = defaults if row.mechanism in FROM_DEFAULTS else doc
+        suffix = "; defaults reference" if row.mechanism in FROM_DEFAULTS else ""
+        found = None if source is None else _measured(source, row.mechanism)
+        if source is None:
+            shown = "-"
+        elif found is None:
+            never = _never(source, row.mechanism) if row.mechanism in MEASURED else None
+            shown = "-" if row.mechanism not in MEASURED else (f"{never}{suffix}" if never else "n/a")
         else:
             measured, how = found
             ok = "within" if within(measured, *row.real_s) else "**outside**"
-            shown = f"{secs(measured)} ({ok}{how})"
+            shown = f"{secs(measured)} ({ok}{how}{suffix})"
         lines.append(f"| {row.mechanism} | {row.real} | {row.source} | {row.expected} ({mark}) | {shown} |")
     return "\n".join(lines) + "\n"

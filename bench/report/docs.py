@@ -184,7 +184,6 @@ BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "control-plane": block_control_plane,
     "shares": block_shares,
     "checks": block_checks,
-    "calibration": block_calibration,
     "capacity": overload_doc.capacity_table,
     "overload": overload_doc.overload_table,
 }
@@ -192,6 +191,7 @@ BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 MULTI_BLOCKS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], str]] = {
     "compose-vs-local": block_compose_vs_local,
     "defaults-vs-tuned": settings_doc.defaults_vs_tuned,
+    "calibration": lambda docs: block_calibration(docs["local"], docs.get("defaults")),
 }
 
 

@@ -79,6 +79,25 @@ def test_calibration_block_flags_a_figure_outside_the_tolerance() -> None:
     assert row.endswith("4.00 s (within) |")
 
 
+def test_calibration_reads_the_default_probe_row_from_the_defaults_reference() -> None:
+    """The tuned run's hung pod (chart probes) must not stand for the default-probe row (real 24.8 s)."""
+    from bench.report.calibration_doc import block_calibration
+
+    def row_for(tuned_s: float, defaults_s: float | None) -> str:
+        tuned = {"scenarios": {"hung-replica": {"platform": {"extra": {"removed_s": tuned_s}}}}}
+        defaults = (
+            None
+            if defaults_s is None
+            else {"scenarios": {"hung-replica": {"platform": {"extra": {"removed_s": defaults_s}}}}}
+        )
+        text = block_calibration(tuned, defaults)
+        return next(line for line in text.splitlines() if line.startswith("| hung pod out, default probes"))
+
+    assert row_for(4.0, None).endswith("| - |")
+    assert row_for(4.0, 26.5).endswith("| 26.50 s (within; defaults reference) |")
+    assert row_for(4.0, 40.0).endswith("| 40.00 s (**outside**; defaults reference) |")
+
+
 def test_calibration_compares_the_way_back_from_a_hang_not_two_hang_lengths() -> None:
     """A 6 s hang back after 6.2 s is 0.2 s after the resume: 10.2 s for the row's 10 s hang (real 10.9 s)."""
     from bench.report.calibration_doc import block_calibration
