@@ -117,6 +117,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="tuned (default: the project's chart and compose values) or defaults (what Kubernetes, Spring Cloud "
         "and Resilience4j ship; local target only, needs longer windows: see docs/benchmark.md)",
     )
+    parser.add_argument(
+        "--compose-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --target compose: a compose file layered over the stack, e.g. "
+        "compose/healthcheck-python.override.yml (repeatable; the report names each)",
+    )
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rate is not None and not 1 <= args.rate <= 2000:
@@ -136,6 +145,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--target {','.join(args.target)} runs none of the requested styles")
     if args.settings != "tuned" and any(t != LOCAL for t in args.target):
         parser.error(f"--settings {args.settings} runs on the local target only (compose/ and the chart ship tuned)")
+    if args.compose_file and "compose" not in plan.values():
+        parser.error("--compose-file needs --target compose (it layers a file over the compose stack)")
+    if missing_files := [str(f) for f in args.compose_file if not f.is_file()]:
+        parser.error(f"--compose-file: no such file: {', '.join(missing_files)}")
+    args.compose_file = tuple(f.resolve() for f in args.compose_file)
     args.target = ",".join(args.target)
     return args
 
@@ -173,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id=args.run_id,
         capacity=not args.skip_capacity,
         settings=args.settings,
+        compose_files=args.compose_file,
     )
     try:
         prepare_targets(options.plan(), options.replicas)

@@ -33,7 +33,15 @@ from bench.report.model import SOURCE
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
 #: reference name -> directory; "local" is the default one every marker without a prefix reads.
-REFERENCES = {"local": REFERENCE, "compose": REFERENCE / "compose", "defaults": REFERENCE / "defaults"}
+REFERENCES = {
+    "local": REFERENCE,
+    "compose": REFERENCE / "compose",
+    "defaults": REFERENCE / "defaults",
+    # the compose stack with the pitfall's Python healthcheck (--compose-file, comparison.md's pitfalls)
+    "pythoncheck": REFERENCE / "compose" / "python-healthcheck",
+}
+#: The one extra compose file a reference may carry, and the reference it files to.
+COMPOSE_VARIANTS = {("compose/healthcheck-python.override.yml",): "pythoncheck"}
 DOC_FILES = ("comparison.md", "benchmark.md")
 README = ROOT / "README.md"
 
@@ -225,10 +233,14 @@ def targets() -> list[Path]:
 
 
 def reference_for(report: Mapping[str, Any]) -> Path:
-    """The local target's tuned report is the main reference; a cloud-only compose report is the compose one,
-    a ``--settings defaults`` report the defaults one."""
+    """The local target's tuned report is the main reference; a cloud-only compose report is the compose one
+    (or, with a known extra compose file, that variant's), a ``--settings defaults`` report the defaults one.
+    A compose report with any other extra file is no reference: ValueError."""
     if str(report.get("target", "")).startswith("compose"):
-        return REFERENCES["compose"]
+        files = tuple(report.get("options", {}).get("compose_files") or ())
+        if files and files not in COMPOSE_VARIANTS:
+            raise ValueError(f"a compose report with extra compose files {', '.join(files)} is no reference")
+        return REFERENCES[COMPOSE_VARIANTS[files]] if files else REFERENCES["compose"]
     return REFERENCES["defaults"] if settings_doc.settings_of(report) == "defaults" else REFERENCES["local"]
 
 
@@ -252,7 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.adopt is not None:
         if not (args.adopt / document.FILE_NAME).is_file():
             parser.error(f"no report.json in {args.adopt}")
-        print(f"adopted {args.adopt} as {adopt(args.adopt).relative_to(ROOT)}")
+        try:
+            print(f"adopted {args.adopt} as {adopt(args.adopt).relative_to(ROOT)}")
+        except ValueError as exc:
+            parser.error(str(exc))
     docs = load_references()
     stale = []
     for path in targets():

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.emulation import Supervisor
-from bench.paths import ROOT
+from bench.paths import ROOT, repo_relative
 from bench.report.model import SOURCE, Check, Environment, FailedRun, Report, RunResult, collect_environment
 from bench.suite.options import Options
 from bench.targets.base import Target, TargetDescription
@@ -116,6 +116,7 @@ def build_report(
             "keepalive": options.keepalive,
             "duration_scale": options.duration_scale,
             "settings": options.settings,
+            "compose_files": [repo_relative(path) for path in options.compose_files],
             "run_id": run_id,
         },
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.emulation.chart import DEFAULT_REPLICAS
+from bench.emulation.chart import DEFAULT_REPLICAS, KubeParams
+from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import LOCAL, plan_targets
+from bench.targets.settings import Setting
 
 
 def style_run_id(run_id: str, style: str) -> str:
@@ -36,9 +38,15 @@ class Options:
     capacity: bool = True
     #: bench.targets.settings: "tuned" (the project's configuration) or "defaults" (what each world ships)
     settings: str = "tuned"
+    #: extra compose files (absolute) layered over the stack on the compose target (--compose-file)
+    compose_files: tuple[Path, ...] = ()
 
     def target_of(self, style: str) -> str:
         return plan_targets(self.target.split(","), [style]).get(style, LOCAL)
+
+    def deployment_facts(self, params: KubeParams, admin_token: str, run_id: str, settings: Setting) -> DeploymentFacts:
+        """What a style's target deploys from this invocation: replicas, keep-alive, settings, compose files."""
+        return DeploymentFacts(params, admin_token, self.replicas, run_id, self.keepalive, settings, self.compose_files)
 
     def plan(self) -> dict[str, str]:
         """style -> the target that runs it, for every style of this invocation."""

@@ -47,7 +47,6 @@ from bench.suite.options import Options, style_run_id
 from bench.targets import slots
 from bench.targets.background import abandon, describe_error, settle
 from bench.targets.base import Target
-from bench.targets.deployment import DeploymentFacts
 from bench.targets.factory import make_supervisor, make_target
 from bench.targets.served import counters
 from bench.targets.settings import BOUND_SLACK_S, setting
@@ -116,9 +115,7 @@ class Runner:
             run_id = style_run_id(self.run_id, style)
             sup = make_supervisor(style, target, self.run_dir, run_id, options.cgroups, self._base_env(), self.slot)
             self.sup[style] = sup
-            facts = DeploymentFacts(
-                self.params, self.admin_token, options.replicas, run_id, options.keepalive, self.settings
-            )
+            facts = options.deployment_facts(self.params, self.admin_token, run_id, self.settings)
             self.stacks[style] = make_target(style, target, sup, facts, self.run_dir, options.cgroups, self.slot)
             log.info("starting %s on the %s target", style, target)
             await self.stacks[style].start()

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 import aiohttp
 
 from bench.emulation import ProcessUsage, Supervisor, read_proc_usage
-from bench.paths import COMPOSE_DIR
+from bench.paths import COMPOSE_DIR, repo_relative
 from bench.targets.base import Target, TargetDescription
 from bench.targets.compose_docker import (
     Container,
     compose_command,
-    env_file,
+    compose_settings,
     image_available,
     parse_inspect,
     sweep_stale_projects,
@@ -53,9 +53,10 @@ class ComposeCloud(Target):
         self.control = self.consul
         self.compose: list[str] = []
         self.compose_version = ""
-        self.files = [COMPOSE_DIR / "docker-compose.yml", COMPOSE_DIR / "bench.override.yml"]
+        self.files = [COMPOSE_DIR / "docker-compose.yml", COMPOSE_DIR / "bench.override.yml", *facts.compose_files]
+        self.extra_files = facts.compose_files
         self.offline = False
-        self.dotenv = env_file()
+        self.dotenv, self.overridden = compose_settings()
         self._containers: list[Container] = []
         self._hung: list[Container] = []
 
@@ -179,7 +180,7 @@ class ComposeCloud(Target):
             registry="stand-in" if self.offline else "consul",
             registry_detail=detail,
             limits=f"compose (cloud): Docker limits {self.dotenv.get('SERVICE_CPUS', '?')} CPU, "
-            f"{self.dotenv.get('SERVICE_MEMORY', '?')} per service container (compose/.env)",
+            f"{self.dotenv.get('SERVICE_MEMORY', '?')} per service container ({self._limits_source()})",
             notes=(
                 f"cloud on docker compose ({' '.join(self.compose)} {self.compose_version}, project {self.project}): "
                 "crash = the container's process SIGKILLed and restarted by Docker's restart policy; hang = "
@@ -187,8 +188,17 @@ class ComposeCloud(Target):
                 "config = Consul KV; rollout = one container added, then one old one stopped (compose has none)",
                 "compose target: load and observation reach containers at their own addresses (no port publishing "
                 "or proxy in the path); the service image is built from this checkout",
+                *(
+                    f"compose target: {repo_relative(path)} layered over the stack (--compose-file)"
+                    for path in self.extra_files
+                ),
             ),
         )
+
+    def _limits_source(self) -> str:
+        """Where the limits came from: compose/.env, or the shell environment that overrode it."""
+        changed = sorted(self.overridden & {"SERVICE_CPUS", "SERVICE_MEMORY"})
+        return f"compose/.env, {' and '.join(changed)} from the environment" if changed else "compose/.env"
 
     # ------------------------------------------------------------------ observation
     def usage(self) -> dict[str, ProcessUsage]:

@@ -36,6 +36,18 @@ def env_file() -> dict[str, str]:
     return out
 
 
+def compose_settings(environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], frozenset[str]]:
+    """The values Compose interpolates: the shell environment wins over compose/.env, as in Compose itself.
+
+    Returns them with the names the environment overrode, so a report can say where a limit came from
+    (docs suggest ``SERVICE_CPUS=2.0 make benchmark ...``; reading .env alone would misstate that run).
+    """
+    environ = os.environ if environ is None else environ
+    values = env_file()
+    overridden = frozenset(key for key in values if key in environ and environ[key] != values[key])
+    return {key: environ.get(key, value) for key, value in values.items()}, overridden
+
+
 async def compose_command() -> list[str]:
     """The Compose v2 plugin when present, else the standalone `docker-compose` (v1 or v2)."""
     with contextlib.suppress(TargetError, OSError):
@@ -156,7 +168,7 @@ def build_image() -> str:
             "--target compose needs a Docker engine: install Docker (https://docs.docker.com/engine/install/) "
             "and start it"
         )
-    image = os.environ.get("SERVICE_IMAGE") or env_file().get("SERVICE_IMAGE", "cloud-or-k8s/services:0.1.0")
+    image = compose_settings()[0].get("SERVICE_IMAGE") or "cloud-or-k8s/services:0.1.0"
     env = {**os.environ, "SERVICE_IMAGE": image, "OFFLINE_BASE_AUTO": "1"}
     try:
         done = subprocess.run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.emulation import KubeParams
 from bench.targets.settings import TUNED, Setting
@@ -27,6 +28,8 @@ class DeploymentFacts:
     run_id: str
     keepalive: bool = True
     settings: Setting = field(default=TUNED)
+    #: extra compose files (absolute paths) the compose target layers last, so they override the stack's
+    compose_files: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:

@@ -130,6 +130,22 @@ def test_offline_override_swaps_only_the_unpullable_images() -> None:
         assert services[name]["deploy"] == resolved_config()["services"][name]["deploy"]
 
 
+def test_python_healthcheck_override_changes_only_the_services_checks() -> None:
+    """compose/healthcheck-python.override.yml (--compose-file): the pitfall's Python check, nothing else."""
+    base = resolved_config()["services"]
+    services = resolved_config(str(COMPOSE_DIR / "healthcheck-python.override.yml"))["services"]
+    for name in SERVICES:
+        check, before = services[name]["healthcheck"], base[name]["healthcheck"]
+        assert check["test"][:2] == ["CMD", "python"] and "/health/ready" in check["test"][-1]
+        assert {k: v for k, v in check.items() if k != "test"} == {k: v for k, v in before.items() if k != "test"}
+        assert {k: v for k, v in services[name].items() if k != "healthcheck"} == {
+            k: v for k, v in base[name].items() if k != "healthcheck"
+        }
+    for name in INFRA:  # (volume order differs between Compose's renderings: compare what an override could touch)
+        assert services[name]["healthcheck"] == base[name]["healthcheck"]
+        assert services[name].get("image") == base[name].get("image")
+
+
 # --- policy on the file itself (runs without any Compose implementation) --------------------------------
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.report import docs, settings_doc
 
 
@@ -74,3 +76,14 @@ def test_settings_of_reads_options_or_the_older_environment_note() -> None:
     assert settings_doc.settings_of({"options": {}}) == "tuned"
     assert docs.reference_for(old) == docs.REFERENCES["defaults"]
     assert docs.reference_for({"target": "local", "options": {"settings": "tuned"}}) == docs.REFERENCES["local"]
+
+
+def test_a_compose_report_files_to_the_reference_of_its_extra_compose_file() -> None:
+    def compose(*files: str) -> dict[str, object]:
+        return {"target": "compose", "options": {"settings": "tuned", "compose_files": list(files)}}
+
+    assert docs.reference_for(compose()) == docs.REFERENCES["compose"]
+    python_check = compose("compose/healthcheck-python.override.yml")
+    assert docs.reference_for(python_check) == docs.REFERENCES["pythoncheck"] != docs.REFERENCES["compose"]
+    with pytest.raises(ValueError, match="is no reference"):
+        docs.reference_for(compose("compose/mine.yml"))

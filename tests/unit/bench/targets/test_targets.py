@@ -38,11 +38,22 @@ def test_cli_defaults_styles_to_what_the_targets_run() -> None:
     assert args.styles == ["hybrid", "cloud"] and args.target == "compose,k8s"
 
 
+def test_cli_layers_a_compose_file_by_its_absolute_path() -> None:
+    from bench.paths import COMPOSE_DIR, repo_relative
+
+    args = parse_args(["--target", "compose", "--compose-file", str(COMPOSE_DIR / "healthcheck-python.override.yml")])
+    (path,) = args.compose_file
+    assert path.is_absolute() and repo_relative(path) == "compose/healthcheck-python.override.yml"
+    assert parse_args(["--target", "compose"]).compose_file == ()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--target", "compose", "--styles", "platform"], "runs no platform"),
         (["--target", "swarm"], "unknown target: swarm"),
+        (["--compose-file", "compose/healthcheck-python.override.yml"], "--compose-file needs --target compose"),
+        (["--target", "compose", "--compose-file", "compose/nothing.yml"], "no such file: compose/nothing.yml"),
     ],
 )
 def test_cli_refuses_a_style_no_target_runs(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
