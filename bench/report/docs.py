@@ -39,6 +39,8 @@ REFERENCES = {
     "defaults": REFERENCE / "defaults",
     # the compose stack with the pitfall's Python healthcheck (--compose-file, comparison.md's pitfalls)
     "pythoncheck": REFERENCE / "compose" / "python-healthcheck",
+    # hybrid beside hybrid-vip, the breaker over a Service address (--styles hybrid,hybrid-vip; pitfalls)
+    "vip": REFERENCE / "hybrid-vip",
 }
 #: The one extra compose file a reference may carry, and the reference it files to.
 COMPOSE_VARIANTS = {("compose/healthcheck-python.override.yml",): "pythoncheck"}
@@ -46,9 +48,14 @@ DOC_FILES = ("comparison.md", "benchmark.md")
 README = ROOT / "README.md"
 
 _BLOCK = re.compile(r"(<!-- measured:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)", re.S)
+#: An inline figure: ``<!-- m:[REF:]PATH[|FORMAT] -->shown<!-- /m -->``. REF is a reference's name, so a PATH may
+#: hold colons of its own (``errors_by_class.503:bulkhead_full``).
 _INLINE = re.compile(
-    r"(<!-- m:(?:(?P<ref>[a-z]+):)?(?P<path>[^|>:]+?)(?:\|(?P<fmt>[a-z%]+))? -->)(?P<body>.*?)(<!-- /m -->)"
+    rf"(<!-- m:(?:(?P<ref>{'|'.join(REFERENCES)}):)?(?P<path>[^|>]+?)(?:\|(?P<fmt>[a-z%]+))? -->)"
+    r"(?P<body>.*?)(<!-- /m -->)"
 )
+#: Every opening of a marker, to catch one the pattern above does not read (it would stay hand-typed).
+_OPENINGS = re.compile(r"<!-- (?:m|measured):")
 
 
 FORMATS: dict[str, Callable[[Any], str]] = {"ms": fmt.ms, "pct": fmt.pct, "s": fmt.secs, "num": fmt.num, "x": fmt.times}
@@ -217,7 +224,17 @@ def render(text: str, docs: Mapping[str, Mapping[str, Any]]) -> str:
         doc = docs[match.group("ref") or "local"]
         return match.group(1) + show(lookup(doc, match.group("path").strip())) + match.group(6)
 
-    return _INLINE.sub(inline, _BLOCK.sub(block, text))
+    rendered = _INLINE.sub(inline, _BLOCK.sub(block, text))
+    read = len(_INLINE.findall(rendered)) + len(_BLOCK.findall(rendered))
+    if read != len(_OPENINGS.findall(rendered)):
+        unread = [m for m in re.findall(r"<!-- (?:m|measured):[^>]*-->", rendered) if not _parses(m)]
+        raise ValueError(f"markers the renderer cannot read (their figures would stay hand-typed): {unread}")
+    return rendered
+
+
+def _parses(opening: str) -> bool:
+    """Whether a marker's opening comment is one the renderer reads (an inline figure or a block)."""
+    return bool(_INLINE.match(opening + "x<!-- /m -->") or re.match(r"<!-- measured:[a-z-]+ -->$", opening))
 
 
 def load_references() -> dict[str, Mapping[str, Any]]:
@@ -234,14 +251,17 @@ def targets() -> list[Path]:
 
 def reference_for(report: Mapping[str, Any]) -> Path:
     """The local target's tuned report is the main reference; a cloud-only compose report is the compose one
-    (or, with a known extra compose file, that variant's), a ``--settings defaults`` report the defaults one.
+    (or, with a known extra compose file, that variant's), a ``--settings defaults`` report the defaults one, a
+    report that ran hybrid-vip (not in the default run) the vip one.
     A compose report with any other extra file is no reference: ValueError."""
     if str(report.get("target", "")).startswith("compose"):
         files = tuple(report.get("options", {}).get("compose_files") or ())
         if files and files not in COMPOSE_VARIANTS:
             raise ValueError(f"a compose report with extra compose files {', '.join(files)} is no reference")
         return REFERENCES[COMPOSE_VARIANTS[files]] if files else REFERENCES["compose"]
-    return REFERENCES["defaults"] if settings_doc.settings_of(report) == "defaults" else REFERENCES["local"]
+    if settings_doc.settings_of(report) == "defaults":
+        return REFERENCES["defaults"]
+    return REFERENCES["vip"] if "hybrid-vip" in report.get("styles", ()) else REFERENCES["local"]
 
 
 def adopt(report_dir: Path) -> Path:

@@ -146,3 +146,23 @@ def test_environment_block_names_the_code_and_the_machines_speed() -> None:
     older = {**doc, "environment": {**doc["environment"], "versions": {}}, "scenarios": {}}
     older_block = docs.block_environment(older)
     assert "| code | not recorded" in older_block and "| machine speed | not recorded |" in older_block
+
+
+def test_an_inline_path_may_hold_a_colon_after_its_reference() -> None:
+    doc = {"scenarios": {"x": {"hybrid-vip": {"errors_by_class": {"503:bulkhead_full": 459}}}}}
+    text = "<!-- m:vip:scenarios.x.hybrid-vip.errors_by_class.503:bulkhead_full|num -->0<!-- /m -->"
+    assert docs.render(text, {"local": {}, "vip": doc}).endswith("-->459<!-- /m -->")
+
+
+def test_a_marker_the_renderer_cannot_read_fails_instead_of_staying_hand_typed() -> None:
+    """A figure whose marker does not parse would never be re-rendered: the docs would drift silently."""
+    doc = {"scenarios": {"steady": {"cloud": {"p99_ms": 12.0}}}}
+    good = "<!-- m:scenarios.steady.cloud.p99_ms|ms -->1.0 ms<!-- /m -->"
+    assert docs.render(good, {"local": doc}).startswith("<!-- m:scenarios.steady.cloud.p99_ms|ms -->12.0 ms")
+    for bad in (
+        "<!-- m:scenarios.steady.cloud.p99_ms|ms->1.0 ms<!-- /m -->",  # no space before the closing "-->"
+        "<!-- m:nosuchref:scenarios.steady.cloud.p99_ms|ms -->1.0 ms",  # never closed
+        "<!-- measured:results-->\n| |\n<!-- /measured -->",
+    ):
+        with pytest.raises(ValueError, match="cannot read"):
+            docs.render(bad, {"local": doc})

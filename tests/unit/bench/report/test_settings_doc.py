@@ -76,6 +76,8 @@ def test_settings_of_reads_options_or_the_older_environment_note() -> None:
     assert settings_doc.settings_of({"options": {}}) == "tuned"
     assert docs.reference_for(old) == docs.REFERENCES["defaults"]
     assert docs.reference_for({"target": "local", "options": {"settings": "tuned"}}) == docs.REFERENCES["local"]
+    vip = {"target": "local", "styles": ["hybrid", "hybrid-vip"], "options": {"settings": "tuned"}}
+    assert docs.reference_for(vip) == docs.REFERENCES["vip"] != docs.REFERENCES["local"]
 
 
 def test_a_compose_report_files_to_the_reference_of_its_extra_compose_file() -> None:
