@@ -4,14 +4,17 @@ Markdown files carry two kinds of markers, and everything between them is rewrit
 
 - blocks: ``<!-- measured:NAME -->`` ... ``<!-- /measured -->`` with NAME one of ``BLOCKS``;
 - inline values: ``<!-- m:PATH[|FORMAT] -->`` ... ``<!-- /m -->`` where PATH walks report.json
-  (``scenarios.crashed-replica.cloud.error_rate``) and FORMAT is one of ``FORMATS``; ``compose:PATH`` reads
-  the compose-target reference instead.
+  (``scenarios.crashed-replica.cloud.error_rate``) and FORMAT is one of ``FORMATS``; ``REF:PATH`` reads
+  another reference of ``REFERENCES`` (``compose:PATH``). A marker the renderer cannot read is an error, not
+  a figure left as typed.
 
 `python -m bench.report.docs` re-renders from the committed reference reports: docs/reference/report.json
 (the local target, all styles), docs/reference/compose/report.json (`--target compose`, the cloud style on
-the real compose stack) and docs/reference/defaults/report.json (`--settings defaults`). `--adopt
-reports/latest` first copies a new report (and its plots) in as the reference its target and settings belong
-to. `--check` only compares, for the test that fails when docs and reference disagree.
+the real compose stack), docs/reference/defaults/report.json (`--settings defaults`) and two for the pitfalls:
+docs/reference/compose/python-healthcheck (`--compose-file compose/healthcheck-python.override.yml`) and
+docs/reference/hybrid-vip (`--styles hybrid,hybrid-vip`). `--adopt reports/latest` first copies a new report
+(and its plots) in as the reference its target, settings, compose files and styles belong to. `--check` only
+compares, for the test that fails when docs and reference disagree.
 """
 
 from __future__ import annotations
