@@ -90,8 +90,8 @@ def block_calibration(doc: Mapping[str, Any], defaults: Mapping[str, Any] | None
         if source is None:
             shown = "-"
         elif found is None:
-            never = _never(source, row.mechanism) if row.mechanism in MEASURED else None
-            shown = "-" if row.mechanism not in MEASURED else (f"{never}{suffix}" if never else "n/a")
+            never = _never(source, row.mechanism)
+            shown = "-" if row.mechanism not in MEASURED else f"{never}{suffix}" if never else "n/a"
         else:
             measured, how = found
             ok = "within" if within(measured, *row.real_s) else "**outside**"
