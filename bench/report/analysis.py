@@ -125,6 +125,11 @@ def fault_bin_start(fault_start: float, bin_s: float) -> float:
     return math.floor((fault_start + _EPS) / bin_s) * bin_s
 
 
+def fault_bins(bins: Sequence[Bin], fault_start: float, fault_end: float | None, *, bin_s: float) -> list[Bin]:
+    """The fault window's bins: from the bin the fault began in (``fault_bin_start``) up to the lift."""
+    return select(bins, fault_bin_start(fault_start, bin_s), fault_end)
+
+
 def baseline(bins: Sequence[Bin], start_s: float, fault_start: float, *, bin_s: float) -> Baseline:
     """The steady figures before a fault: bins from ``start_s`` that end before the fault's first bin."""
     chosen = select(bins, start_s, fault_bin_start(fault_start, bin_s))

@@ -83,7 +83,7 @@ def routed_around_s(
 ) -> float | None:
     """Fault start -> healthy again while the fault is still active (0.0 = no unhealthy bin in the window)."""
     ordered = sorted(bins, key=lambda b: b.start_s)
-    inside = analysis.select(ordered, analysis.fault_bin_start(fault_start, bin_s), fault_end)
+    inside = analysis.fault_bins(ordered, fault_start, fault_end, bin_s=bin_s)
     if not any(analysis.bin_unhealthy(b, thr) for b in inside):
         return 0.0
     times = analysis.episode(ordered, bin_s, fault_start, fault_end, thr, sustain_s)
@@ -130,7 +130,7 @@ def fault_figures(
     """Every in-window figure of one run (module docstring); ``removed_s`` comes from the observer."""
     base = analysis.baseline(bins, baseline_skip_s, fault_start, bin_s=bin_s)
     thr = health_thresholds(base)
-    inside = analysis.select(bins, analysis.fault_bin_start(fault_start, bin_s), fault_end)
+    inside = analysis.fault_bins(bins, fault_start, fault_end, bin_s=bin_s)
     requests = sum(b.count for b in inside)
     return FaultFigures(
         detected_s=removed_s,
