@@ -59,11 +59,16 @@ def _grid_wait(probe: ProbeSpec | None) -> float:
 
 
 def ready_after_start_s(params: KubeParams, service: str, boot_s: float) -> float:
-    """Container start -> the kubelet sees it ready: boot, the startup probe's next tick, then readiness."""
+    """Container start -> the kubelet sees it ready: boot, then the startup probe's next tick and the
+    readiness probe the pod sync after it triggers (half a PLEG relist on average), or without a startup
+    probe the readiness probe's own next tick."""
     spec = params.service(service)
     readiness = spec.readiness
-    startup = boot_s + _grid_wait(spec.startup) if spec.startup is not None else boot_s
-    return startup + _grid_wait(readiness) + (readiness.success_threshold - 1) * readiness.period_s
+    if spec.startup is not None:
+        first_ready = boot_s + _grid_wait(spec.startup) + params.timing.pleg_relist_s / 2
+    else:
+        first_ready = boot_s + _grid_wait(readiness)
+    return first_ready + (readiness.success_threshold - 1) * readiness.period_s
 
 
 def hung_out_s(readiness: ProbeSpec) -> float:

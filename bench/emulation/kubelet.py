@@ -8,6 +8,11 @@
   startup, deletion) needs no relist.
 - Startup, readiness and liveness probes run in per-pod workers (``prober``). Readiness sets
   ``Pod.readiness_ok``; a failed startup or liveness probe stops the container, which then restarts.
+- A probe result that changes, and a container start the PLEG sees, make the kubelet sync the pod
+  (``pod_sync_delay_s`` later); a sync that finds the container started but not ready triggers its readiness
+  probe at once (prober_manager.go UpdatePodStatus). So a passed startup probe is followed by a readiness
+  probe within a relist, not on the readiness worker's next tick. The periodic resync (``syncFrequency``)
+  triggers the same and is not modelled: at most one more probe of a not-ready pod every 10-60 s.
 - Every change of what the API shows (IP, Ready condition, deletion) reaches ``Pod.address`` /
   ``Pod.status_ready`` / removal one ``status_patch_s`` later, like the status manager's patch; the
   EndpointSlice controller only reads those.
@@ -139,7 +144,9 @@ class Kubelet:
         pod.container_id += 1
         pod.container_started_at = time.monotonic()
         pod.container_running = True
+        pod.readiness_trigger.clear()
         self.events.record("container_started", pod.deployment.name, pod.name, f"pid {replica.pid}")
+        self._request_sync(pod)
         self.control.notify()
         try:
             code = await self.supervisor.wait_exit(replica)
@@ -197,15 +204,29 @@ class Kubelet:
             tasks.append(asyncio.create_task(worker, name=f"{probe.kind} {pod.name}"))
         return tasks
 
+    def _request_sync(self, pod: Pod) -> None:
+        """The pod worker's sync, one ``pod_sync_delay_s`` from now, for the container running now."""
+        container = pod.container_id
+        delay = self.params.timing.pod_sync_delay_s()
+        asyncio.get_running_loop().call_later(delay, self._sync, pod, container)
+
+    @staticmethod
+    def _sync(pod: Pod, container: int) -> None:
+        """UpdatePodStatus: a started container without a successful readiness result is probed at once."""
+        if pod.container_id == container and pod.container_running and pod.started and not pod.readiness_ok:
+            pod.readiness_trigger.set()
+
     def _on_probe(self, pod: Pod, kind: str, ok: bool, detail: str) -> None:
         name, replica = pod.deployment.name, pod.replica
         if kind == "readiness":
             pod.readiness_ok = ok
             self.events.record("ready" if ok else "unready", name, pod.name, detail)
             self._patch_status(pod)
+            self._request_sync(pod)
         elif kind == "startup" and ok:
             pod.started = True
             self._patch_status(pod)
+            self._request_sync(pod)
         elif replica is not None and not pod.stopping:
             self.events.record("startup_failed" if kind == "startup" else "liveness_failed", name, pod.name, detail)
             self.control.spawn(self._stop_container(pod, replica, f"{kind} probe failed"))

@@ -7,7 +7,11 @@ Timing the emulation takes from kubelet because it decides when a pod enters and
   pods of one rollout do not probe in lockstep (later pods start probing at once);
 - no probe runs within ``initialDelaySeconds`` of the container's start, readiness and liveness are skipped
   until the startup probe passed, and the startup probe stops once it passed;
-- thresholds count *consecutive* results (``ProbeCounter``).
+- thresholds count *consecutive* results (``ProbeCounter``);
+- a readiness worker also probes between its ticks when the kubelet triggers it (``Pod.readiness_trigger``):
+  prober_manager.go's UpdatePodStatus, run on each pod sync, does so for a started container that is not
+  ready yet, so a container whose startup probe just passed is probed for readiness within a pod sync, not
+  a whole readiness period later (``Kubelet`` decides when a pod syncs).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ async def probe_worker(
         await asyncio.sleep(random.uniform(0.0, probe.period_s))
     container = -1
     counter = _counter(probe)
-    async for _ in ticks(probe.period_s):
+    trigger = pod.readiness_trigger if probe.kind == "readiness" else None
+    async for _ in ticks(probe.period_s, trigger):
         if pod.container_id != container:
             container, counter = pod.container_id, _counter(probe)
         replica = pod.replica

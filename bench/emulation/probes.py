@@ -32,18 +32,28 @@ async def http_probe(session: aiohttp.ClientSession, url: str, timeout_s: float)
         return ProbeResult(False, f"{type(exc).__name__}: {exc}"[:200])
 
 
-async def ticks(period_s: float) -> AsyncIterator[None]:
+async def ticks(period_s: float, trigger: asyncio.Event | None = None) -> AsyncIterator[None]:
     """kubelet's probe ticker: a tick every ``period_s``, the first at once; a slow probe skips ticks, never
-    queues them."""
+    queues them. ``trigger`` is the worker's manualTriggerCh (a buffer of one): setting it yields once more
+    between ticks, and the ticks keep their phase."""
     loop = asyncio.get_running_loop()
     next_at = loop.time()
     while True:
         yield
         next_at += period_s
-        now = loop.time()
-        if next_at < now:
-            next_at += math.ceil((now - next_at) / period_s) * period_s
-        await asyncio.sleep(next_at - now)
+        while True:
+            now = loop.time()
+            if next_at < now:
+                next_at += math.ceil((now - next_at) / period_s) * period_s
+            if trigger is None:
+                await asyncio.sleep(next_at - now)
+                break
+            try:
+                await asyncio.wait_for(trigger.wait(), timeout=next_at - now)
+            except TimeoutError:
+                break
+            trigger.clear()
+            yield
 
 
 def probe_session() -> aiohttp.ClientSession:

@@ -22,7 +22,9 @@ class ControlPlaneTiming:
     """Delays of the emulated control plane (seconds). ``instant()`` turns them all off for unit-like tests."""
 
     #: kubelet generic PLEG relist period (pkg/kubelet/pleg/generic.go, 1 s): a container that exits is
-    #: noticed uniformly 0..period later; only then does the pod turn not-ready and the restart begin.
+    #: noticed uniformly 0..period later; only then does the pod turn not-ready and the restart begin. A pod
+    #: sync waits for a relist newer than its last one, so a sync asked for by a probe result runs 0..period
+    #: later too.
     pleg_relist_s: float = 1.0
     #: kubelet status manager -> API server: a probe or container change is patched at once (the 10 s batch
     #: sync is only a fallback); one API round trip on a quiet node.
@@ -84,6 +86,12 @@ class ControlPlaneTiming:
     # ------------------------------------------------------------------ the random draws
     def exit_detection_s(self, rng: random.Random | None = None) -> float:
         """Container exit -> kubelet notices (the next PLEG relist)."""
+        return (rng or random).uniform(0.0, self.pleg_relist_s)
+
+    def pod_sync_delay_s(self, rng: random.Random | None = None) -> float:
+        """A probe result or container event -> the pod's sync runs (and with it UpdatePodStatus): the pod
+        worker waits for a pod-cache entry newer than its last sync (pod_workers.go, GetNewerThan), which
+        the next PLEG relist writes, so 0..``pleg_relist_s``."""
         return (rng or random).uniform(0.0, self.pleg_relist_s)
 
     def slice_delay_s(self) -> float:

@@ -50,6 +50,8 @@ class Pod:
     backoff_s: float = 0.0
     container_started_at: float = 0.0
     terminate_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The readiness worker's manualTriggerCh: set by a pod sync that finds the container started but not ready.
+    readiness_trigger: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
     @property
