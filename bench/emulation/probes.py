@@ -33,27 +33,27 @@ async def http_probe(session: aiohttp.ClientSession, url: str, timeout_s: float)
 
 
 async def ticks(period_s: float, trigger: asyncio.Event | None = None) -> AsyncIterator[None]:
-    """kubelet's probe ticker: a tick every ``period_s``, the first at once; a slow probe skips ticks, never
-    queues them. ``trigger`` is the worker's manualTriggerCh (a buffer of one): setting it yields once more
-    between ticks, and the ticks keep their phase."""
+    """kubelet's probe ticker, a Go time.Ticker (a channel of one): ticks on a fixed grid every ``period_s``,
+    the first at once; a tick that comes due while a probe runs is delivered as soon as it returns, any
+    further ones are dropped, and the grid keeps its phase. ``trigger`` is the worker's manualTriggerCh
+    (also a buffer of one): setting it yields once more between ticks."""
     loop = asyncio.get_running_loop()
-    next_at = loop.time()
+    due = loop.time()
     while True:
-        yield
-        next_at += period_s
-        while True:
-            now = loop.time()
-            if next_at < now:
-                next_at += math.ceil((now - next_at) / period_s) * period_s
-            if trigger is None:
-                await asyncio.sleep(next_at - now)
-                break
-            try:
-                await asyncio.wait_for(trigger.wait(), timeout=next_at - now)
-            except TimeoutError:
-                break
-            trigger.clear()
+        now = loop.time()
+        if due <= now:
+            due += (math.floor((now - due) / period_s) + 1) * period_s
             yield
+            continue
+        if trigger is None:
+            await asyncio.sleep(due - now)
+            continue
+        try:
+            await asyncio.wait_for(trigger.wait(), timeout=due - now)
+        except TimeoutError:
+            continue
+        trigger.clear()
+        yield
 
 
 def probe_session() -> aiohttp.ClientSession:

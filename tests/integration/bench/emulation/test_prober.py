@@ -1,4 +1,4 @@
-"""kubelet's probe workers: the ticker keeps its phase, and a passed startup probe triggers readiness at once.
+"""kubelet's probe workers: the ticker keeps its grid, and a passed startup probe triggers readiness at once.
 
 The second test runs a real replica with a readiness period far longer than the test may wait: it can
 only turn Ready in time through the manual trigger UpdatePodStatus fires after the startup probe passed.
@@ -42,14 +42,19 @@ async def test_a_trigger_probes_between_ticks_without_moving_them() -> None:
 
 
 @pytest.mark.asyncio
-async def test_without_a_trigger_only_ticks_yield() -> None:
+async def test_a_tick_due_during_a_slow_probe_comes_at_once_and_the_grid_holds() -> None:
     loop = asyncio.get_running_loop()
     t0, seen = loop.time(), []
     async for _ in ticks(0.3):
         seen.append(loop.time() - t0)
-        if len(seen) == 2:
+        if len(seen) == 1:
+            await asyncio.sleep(0.7)  # a probe spanning the ticks at 0.3 and 0.6
+        if len(seen) == 3:
             break
-    assert seen[1] >= 0.29
+    first, buffered, next_tick = seen
+    assert first < 0.05
+    assert 0.7 <= buffered < 0.85  # the tick of 0.3 s, delivered when the probe returned; 0.6 s dropped
+    assert 0.88 <= next_tick < 1.05  # then the grid again (0.9 s), not 0.3 s after the late one
 
 
 @pytest.mark.asyncio(loop_scope="module")
