@@ -44,6 +44,8 @@ def test_draws_stay_within_their_bounds() -> None:
     timing = ControlPlaneTiming()
     exits = [timing.exit_detection_s(rng) for _ in range(2000)]
     assert 0.0 <= min(exits) < 0.05 and 0.95 < max(exits) <= timing.pleg_relist_s
+    syncs = [timing.pod_sync_delay_s(rng) for _ in range(2000)]
+    assert 0.0 <= min(syncs) < 0.05 and 0.95 < max(syncs) <= timing.pleg_relist_s
     low, high = timing.configmap_bounds_s()
     delays = [timing.configmap_delay_s(rng) for _ in range(2000)]
     assert (low, high) == (1.0, 91.0)
