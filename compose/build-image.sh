@@ -76,6 +76,7 @@ VERSION="$(sed -nE 's/^version = "([^"]+)"/\1/p' pyproject.toml | head -n1)"
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 start=$(date +%s)
+previous="$(docker image inspect -f '{{.Id}}' "$SERVICE_IMAGE" 2>/dev/null || true)"
 echo "building $SERVICE_IMAGE from base $BASE"
 docker build \
     --build-arg "BASE_IMAGE=$BASE" \
@@ -86,3 +87,12 @@ docker build \
     || { tail -n 30 "$LOG" >&2; die "docker build failed (last lines above)"; }
 echo "built $SERVICE_IMAGE in $(($(date +%s) - start)) s," \
     "$(docker image inspect -f '{{.Size}}' "$SERVICE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+# Every build labels the image with its creation time, so a rebuild moves the tag to a new image and leaves the
+# previous one untagged (about 200 MB a build). Remove it unless it still has a tag or a container (a running
+# stack) uses it.
+current="$(docker image inspect -f '{{.Id}}' "$SERVICE_IMAGE")"
+if [ -n "$previous" ] && [ "$previous" != "$current" ] \
+    && [ -z "$(docker image inspect -f '{{join .RepoTags ","}}' "$previous" 2>/dev/null)" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 \
+        || echo "note: the replaced image ${previous:7:12} is still in use; left in place" >&2
+fi

@@ -143,7 +143,12 @@ def parameter_table(params: KubeParams) -> list[ParameterRow]:
     """Every control-plane parameter, its value and the upstream default or mechanism it models."""
     t = params.timing
     rows = [
-        ("pleg_relist_s", t.pleg_relist_s, "kubelet generic PLEG relist period, 1 s: exit seen after U(0, period)"),
+        (
+            "pleg_relist_s",
+            t.pleg_relist_s,
+            "kubelet generic PLEG relist period, 1 s: exit seen after U(0, period); a pod sync, and the readiness"
+            " probe it triggers for a started, not yet ready container, U(0, period) after a probe result changed",
+        ),
         ("status_patch_s", t.status_patch_s, "kubelet status manager patch to the API server (immediate, 1 RTT)"),
         ("endpointslice_batch_s", t.endpointslice_batch_s, "--endpointslice-updates-batch-period, default 0"),
         ("endpointslice_processing_s", t.endpointslice_processing_s, "EndpointSlice controller queue + write"),

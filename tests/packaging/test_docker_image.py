@@ -147,3 +147,14 @@ def test_order_through_gateway_orders_inventory_containers(image: str, network: 
     docker("stop", "--time", "20", f"{network}-inventory")
     assert time.monotonic() - started < 15
     assert docker("inspect", "-f", "{{.State.ExitCode}}", f"{network}-inventory").stdout.strip() == "0"
+
+
+def test_a_rebuild_leaves_no_untagged_image(image: str) -> None:
+    """Each build labels the image with its creation time; the one a rebuild replaces must not linger untagged."""
+    before = docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+    build_image()
+    after = docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+    assert after
+    assert after == before or docker("image", "inspect", before, check=False).returncode != 0, (
+        f"the replaced image {before[:19]} is still there"
+    )
