@@ -91,8 +91,8 @@ class ControlPlaneTiming:
     def pod_sync_delay_s(self, rng: random.Random | None = None) -> float:
         """A probe result or container event -> the pod's sync runs (and with it UpdatePodStatus): the pod
         worker waits for a pod-cache entry newer than its last sync (pod_workers.go, GetNewerThan), which
-        the next PLEG relist writes, so 0..``pleg_relist_s``."""
-        return (rng or random).uniform(0.0, self.pleg_relist_s)
+        the next PLEG relist writes: the same wait as an exit's."""
+        return self.exit_detection_s(rng)
 
     def slice_delay_s(self) -> float:
         return self.endpointslice_batch_s + self.endpointslice_processing_s
