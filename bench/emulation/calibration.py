@@ -160,7 +160,12 @@ def parameter_table(params: KubeParams) -> list[ParameterRow]:
         ("configmap_propagation_s", t.configmap_propagation_s, "ConfigMap watch -> kubelet cache (Watch strategy)"),
         ("iptables_sync_period_s", t.iptables_sync_period_s, "kube-proxy --iptables-sync-period 30 s (full resync)"),
         ("min_sync_period_s", params.min_sync_period_s, "kube-proxy --iptables-min-sync-period 1 s, burst 2"),
-        ("restart_delay_s", params.restart_delay_s, "kubelet: first restart of a crashed container, no back-off"),
+        (
+            "restart_delay_s",
+            params.restart_delay_s,
+            "kubelet: first restart of a crashed container, no back-off; pod worker + runtime create/start, an"
+            " estimate (not measured; a new pod's, calibrated, is container_create_s)",
+        ),
         ("crash_backoff_initial_s", params.crash_backoff_initial_s, "CrashLoopBackOff initial 10 s"),
         ("crash_backoff_max_s", params.crash_backoff_max_s, "CrashLoopBackOff cap 5 min, reset after 10 min"),
         ("termination_grace_s", params.termination_grace_s, "terminationGracePeriodSeconds (chart; default 30)"),

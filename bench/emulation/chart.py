@@ -118,7 +118,8 @@ class KubeParams:
     #: kube-proxy's --iptables-min-sync-period (token bucket of 2 syncs, as its BoundedFrequencyRunner).
     min_sync_period_s: float = 1.0
     #: Exit noticed (PLEG, see ``timing``) -> the replacement container is started: the first restart has no
-    #: back-off, but the kubelet's pod worker and the runtime's create + start take about a second.
+    #: back-off, but the kubelet's pod worker and the runtime's create + start take about a second. An estimate:
+    #: no recording isolates it (a new pod's create + start, ``container_create_s``, calibrated to 0.7 s).
     restart_delay_s: float = 1.0
     #: CrashLoopBackOff for later restarts: 10 s doubling to 5 min, reset after 10 min of running.
     crash_backoff_initial_s: float = 10.0
